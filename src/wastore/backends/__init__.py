@@ -1,0 +1,1 @@
+"""Backends: MemoryStore, SqliteStore (embedded default) and PostgresStore (scale)."""

@@ -1,0 +1,61 @@
+"""Rules shared by every backend, written once."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Final
+
+from ..values import MsgSecret
+
+MAX_SNAPSHOT_NAME: Final = 100
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def sanitize_snapshot_name(name: object) -> str:
+    """Letters, digits and ``._-`` only, at most 100 characters, never a path.
+
+    Anything else becomes ``_``; leading dots are dropped so the result is never
+    ``.``/``..`` or a hidden file; an empty result becomes ``snapshot``.
+    """
+    text = name if isinstance(name, str) else str(name)
+    safe = _UNSAFE.sub("_", text)[:MAX_SNAPSHOT_NAME].lstrip(".")
+    return safe or "snapshot"
+
+
+def utc_stamp() -> str:
+    """A UTC timestamp for file names: ``20261126T093012.123456Z``."""
+    now = time.time()
+    frac = int((now % 1) * 1_000_000)
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{frac:06d}Z"
+
+
+def now_s() -> int:
+    return int(time.time())
+
+
+def user_matches(address: str, user: str) -> bool:
+    """Whether a signal address ``user[:device]@server`` belongs to ``user``."""
+    return address.startswith(user) and address[len(user) : len(user) + 1] in ("@", ":")
+
+
+def sender_key_user_matches(address: str, user: str) -> bool:
+    """Whether a sender-key address ``group::sender`` has a sender of ``user``."""
+    _, sep, sender = address.partition("::")
+    return bool(sep) and user_matches(sender, user)
+
+
+def merge_msg_secret(old: MsgSecret, new: MsgSecret) -> MsgSecret:
+    """Conflict rule: ``expires_at`` 0 (never) wins, else the later; ``message_ts`` is the max."""
+    if old.expires_at == 0 or new.expires_at == 0:
+        expires = 0
+    else:
+        expires = max(old.expires_at, new.expires_at)
+    return MsgSecret(
+        chat=new.chat,
+        sender=new.sender,
+        msg_id=new.msg_id,
+        secret=new.secret,
+        expires_at=expires,
+        message_ts=max(old.message_ts, new.message_ts),
+    )

@@ -1,0 +1,795 @@
+"""MemoryStore: the whole contract in process memory.
+
+For tests, examples and short-lived tools. Nothing survives the process. It
+follows the contract to the letter — transactions (with savepoints), account
+isolation, leases between managers of one process — so code tested on it
+behaves the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .. import _validate as v
+from ..device import Device
+from ..errors import AccountInUseError, BackendUnavailableError, DeviceNotFoundError
+from ..jid import JID, as_jid
+from ..values import (
+    AppStateSyncKey,
+    DeviceListRecord,
+    HashState,
+    LidPnMapping,
+    MsgSecret,
+    MutationMAC,
+    TcToken,
+)
+from . import _txn
+from ._common import (
+    merge_msg_secret,
+    now_s,
+    sanitize_snapshot_name,
+    sender_key_user_matches,
+    user_matches,
+    utc_stamp,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+_MISSING: Any = object()
+
+
+@dataclass
+class _Account:
+    device: Device | None = None
+    identities: dict[str, bytes] = field(default_factory=dict)
+    sessions: dict[str, bytes] = field(default_factory=dict)
+    prekeys: dict[int, tuple[bytes, bool]] = field(default_factory=dict)
+    signed_prekeys: dict[int, bytes] = field(default_factory=dict)
+    sender_keys: dict[str, bytes] = field(default_factory=dict)
+    sync_keys: dict[bytes, AppStateSyncKey] = field(default_factory=dict)
+    versions: dict[str, HashState] = field(default_factory=dict)
+    macs: dict[tuple[str, bytes], tuple[int, bytes]] = field(default_factory=dict)
+    sender_key_devices: dict[tuple[str, str], bool] = field(default_factory=dict)
+    lid_map: dict[str, LidPnMapping] = field(default_factory=dict)
+    base_keys: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    device_lists: dict[str, DeviceListRecord] = field(default_factory=dict)
+    tc_tokens: dict[str, TcToken] = field(default_factory=dict)
+    sent_messages: dict[tuple[str, str], tuple[bytes, int]] = field(default_factory=dict)
+    msg_secrets: dict[tuple[str, str, str], MsgSecret] = field(default_factory=dict)
+    pending_inbound: dict[tuple[str, str, str], tuple[bytes, int]] = field(default_factory=dict)
+    group_metadata: dict[str, bytes] = field(default_factory=dict)
+    lease: tuple[str, str, float] | None = None  # (token, holder, expires_at monotonic)
+
+
+_Undo = tuple[dict[Any, Any], Any, Any]  # (dict, key, old value or _MISSING)
+
+
+@dataclass
+class MemorySnapshot:
+    """A debug snapshot kept by a MemoryStore: a deep copy of one account."""
+
+    name: str
+    location: str
+    account: _Account
+    extra: bytes | None
+
+
+class MemoryStore:
+    """A Container whose data lives in this process only (``memory://``)."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[int, _Account] = {}
+        self._next_id = 1
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.snapshots: list[MemorySnapshot] = []
+
+    # -- Container ---------------------------------------------------------
+    async def create_device(self) -> int:
+        self._check_open()
+        await self._wait_for_other_txn()
+        device_id = self._next_id
+        self._next_id += 1
+        self._accounts[device_id] = _Account(device=Device.new().frozen())
+        return device_id
+
+    async def devices(self) -> list[int]:
+        self._check_open()
+        return sorted(i for i, a in self._accounts.items() if a.device is not None)
+
+    def backend(self, device_id: int) -> MemoryBackend:
+        self._check_open()
+        v.integer(device_id, "device_id", 1)
+        return MemoryBackend(self, device_id)
+
+    async def find_device(self, jid: JID | str) -> int | None:
+        self._check_open()
+        user = as_jid(jid).user
+        for device_id in sorted(self._accounts):
+            dev = self._accounts[device_id].device
+            if dev is None:
+                continue
+            if (dev.pn is not None and dev.pn.user == user) or (
+                dev.lid is not None and dev.lid.user == user
+            ):
+                return device_id
+        return None
+
+    async def delete_device(self, device_id: int) -> None:
+        self._check_open()
+        v.integer(device_id, "device_id", 1)
+        await self._wait_for_other_txn()
+        if self._accounts.pop(device_id, None) is None:
+            raise DeviceNotFoundError(device_id)
+
+    async def close(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> MemoryStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(accounts={len(self._accounts)})"
+
+    # -- internals ---------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendUnavailableError("this MemoryStore is closed")
+
+    async def _wait_for_other_txn(self) -> _txn.TxnState[list[_Undo]] | None:
+        """Return the running task's own transaction, or wait until no other task has one open.
+
+        Memory operations never suspend once they start, so after this returns the
+        caller's reads and writes are atomic with respect to every other task.
+        """
+        st = _txn.current(self)
+        if st is not None:
+            return st
+        while self._lock.locked():
+            async with self._lock:
+                pass
+        return None
+
+
+class MemoryBackend:
+    """One account's view of a :class:`MemoryStore`."""
+
+    __slots__ = ("_c", "_id")
+
+    def __init__(self, container: MemoryStore, device_id: int) -> None:
+        self._c = container
+        self._id = device_id
+
+    def __repr__(self) -> str:
+        return f"MemoryBackend(device_id={self._id})"
+
+    @property
+    def device_id(self) -> int:
+        return self._id
+
+    # -- plumbing ----------------------------------------------------------
+    async def _read(self) -> _Account:
+        self._c._check_open()
+        await self._c._wait_for_other_txn()
+        return self._c._accounts.get(self._id) or _Account()
+
+    async def _write(self) -> tuple[_Account, list[_Undo] | None]:
+        self._c._check_open()
+        st = await self._c._wait_for_other_txn()
+        acct = self._c._accounts.get(self._id)
+        if acct is None or acct.device is None:
+            raise DeviceNotFoundError(self._id, "create the device row first (create())")
+        return acct, (st.data if st is not None else None)
+
+    @staticmethod
+    def _set(journal: list[_Undo] | None, d: dict[K, V], key: K, value: V) -> None:
+        if journal is not None:
+            journal.append((d, key, d.get(key, _MISSING)))
+        d[key] = value
+
+    @staticmethod
+    def _del(journal: list[_Undo] | None, d: dict[K, V], key: K) -> bool:
+        old = d.pop(key, _MISSING)
+        if old is _MISSING:
+            return False
+        if journal is not None:
+            journal.append((d, key, old))
+        return True
+
+    def _del_where(
+        self, journal: list[_Undo] | None, d: dict[K, V], pred: Callable[[K, V], bool]
+    ) -> int:
+        doomed = [k for k, val in d.items() if pred(k, val)]
+        for k in doomed:
+            self._del(journal, d, k)
+        return len(doomed)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        c = self._c
+        c._check_open()
+        st = _txn.current(c)
+        if st is not None:  # nested: a savepoint
+            mark = len(st.data)
+            st.depth += 1
+            try:
+                yield
+            except BaseException:
+                _rollback(st.data, mark)
+                raise
+            finally:
+                st.depth -= 1
+            return
+        async with c._lock:
+            state: _txn.TxnState[list[_Undo]] = _txn.TxnState(c, [])
+            token = _txn.push(state)
+            try:
+                yield
+            except BaseException:
+                _rollback(state.data, 0)
+                raise
+            finally:
+                _txn.pop(token)
+
+    # -- SignalStore: identities -------------------------------------------
+    async def put_identity(self, address: str, key: bytes) -> None:
+        address = v.address(address)
+        key = v.fixed(key, "identity key", 32)
+        acct, j = await self._write()
+        self._set(j, acct.identities, address, key)
+
+    async def put_identities_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        checked = v.address_keys(items, "identities")
+        acct, j = await self._write()
+        for a, k in checked.items():
+            self._set(j, acct.identities, a, k)
+
+    async def load_identity(self, address: str) -> bytes | None:
+        address = v.address(address)
+        return (await self._read()).identities.get(address)
+
+    async def delete_identity(self, address: str) -> None:
+        address = v.address(address)
+        acct, j = await self._write()
+        self._del(j, acct.identities, address)
+
+    # -- sessions ----------------------------------------------------------
+    async def get_session(self, address: str) -> bytes | None:
+        address = v.address(address)
+        return (await self._read()).sessions.get(address)
+
+    async def get_sessions(self, addresses: Sequence[str]) -> dict[str, bytes]:
+        wanted = v.address_list(addresses)
+        sessions = (await self._read()).sessions
+        return {a: sessions[a] for a in wanted if a in sessions}
+
+    async def put_session(self, address: str, record: bytes) -> None:
+        address = v.address(address)
+        record = v.blob(record, "session record")
+        acct, j = await self._write()
+        self._set(j, acct.sessions, address, record)
+
+    async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        checked = v.address_records(items, "sessions")
+        acct, j = await self._write()
+        for a, r in checked.items():
+            self._set(j, acct.sessions, a, r)
+
+    async def delete_session(self, address: str) -> None:
+        address = v.address(address)
+        acct, j = await self._write()
+        self._del(j, acct.sessions, address)
+
+    async def has_session(self, address: str) -> bool:
+        address = v.address(address)
+        return address in (await self._read()).sessions
+
+    async def has_signal_state_for_user(self, user: str) -> bool:
+        user = v.user(user)
+        acct = await self._read()
+        return any(user_matches(a, user) for a in acct.sessions) or any(
+            user_matches(a, user) for a in acct.identities
+        )
+
+    async def delete_signal_state_for_user(self, user: str) -> int:
+        user = v.user(user)
+        acct, j = await self._write()
+        n = self._del_where(j, acct.sessions, lambda a, _: user_matches(a, user))
+        n += self._del_where(j, acct.identities, lambda a, _: user_matches(a, user))
+        n += self._del_where(j, acct.sender_keys, lambda a, _: sender_key_user_matches(a, user))
+        return n
+
+    # -- pre-keys ----------------------------------------------------------
+    async def store_prekey(self, id: int, record: bytes, uploaded: bool) -> None:
+        id = v.prekey_id(id)
+        record = v.blob(record, "pre-key record")
+        uploaded = v.boolean(uploaded, "uploaded")
+        acct, j = await self._write()
+        self._set(j, acct.prekeys, id, (record, uploaded))
+
+    async def store_prekeys_batch(self, items: Sequence[tuple[int, bytes]], uploaded: bool) -> None:
+        checked = v.prekey_records(items)
+        uploaded = v.boolean(uploaded, "uploaded")
+        acct, j = await self._write()
+        for i, r in checked.items():
+            self._set(j, acct.prekeys, i, (r, uploaded))
+
+    async def load_prekey(self, id: int) -> bytes | None:
+        id = v.prekey_id(id)
+        entry = (await self._read()).prekeys.get(id)
+        return None if entry is None else entry[0]
+
+    async def load_prekeys_batch(self, ids: Sequence[int]) -> dict[int, bytes]:
+        wanted = v.prekey_ids(ids)
+        prekeys = (await self._read()).prekeys
+        return {i: prekeys[i][0] for i in wanted if i in prekeys}
+
+    async def load_unuploaded_prekeys(self, limit: int) -> list[tuple[int, bytes]]:
+        limit = v.integer(limit, "limit", 0, v.MAX_BATCH)
+        prekeys = (await self._read()).prekeys
+        ids = sorted(i for i, (_, up) in prekeys.items() if not up)[:limit]
+        return [(i, prekeys[i][0]) for i in ids]
+
+    async def mark_prekeys_uploaded(self, ids: Sequence[int]) -> None:
+        wanted = v.prekey_ids(ids)
+        acct, j = await self._write()
+        for i in wanted:
+            entry = acct.prekeys.get(i)
+            if entry is not None and not entry[1]:
+                self._set(j, acct.prekeys, i, (entry[0], True))
+
+    async def remove_prekey(self, id: int) -> None:
+        id = v.prekey_id(id)
+        acct, j = await self._write()
+        self._del(j, acct.prekeys, id)
+
+    async def get_max_prekey_id(self) -> int:
+        return max((await self._read()).prekeys, default=0)
+
+    async def count_prekeys(self) -> tuple[int, int]:
+        prekeys = (await self._read()).prekeys
+        return len(prekeys), sum(1 for _, up in prekeys.values() if up)
+
+    # -- signed pre-keys ---------------------------------------------------
+    async def store_signed_prekey(self, id: int, record: bytes) -> None:
+        id = v.prekey_id(id, "signed pre-key id")
+        record = v.blob(record, "signed pre-key record")
+        acct, j = await self._write()
+        self._set(j, acct.signed_prekeys, id, record)
+
+    async def load_signed_prekey(self, id: int) -> bytes | None:
+        id = v.prekey_id(id, "signed pre-key id")
+        return (await self._read()).signed_prekeys.get(id)
+
+    async def load_all_signed_prekeys(self) -> list[tuple[int, bytes]]:
+        return sorted((await self._read()).signed_prekeys.items())
+
+    async def remove_signed_prekey(self, id: int) -> None:
+        id = v.prekey_id(id, "signed pre-key id")
+        acct, j = await self._write()
+        self._del(j, acct.signed_prekeys, id)
+
+    # -- sender keys -------------------------------------------------------
+    async def put_sender_key(self, address: str, record: bytes) -> None:
+        address = v.address(address, "sender key address")
+        record = v.blob(record, "sender key record")
+        acct, j = await self._write()
+        self._set(j, acct.sender_keys, address, record)
+
+    async def put_sender_keys_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        checked = v.address_records(items, "sender keys")
+        acct, j = await self._write()
+        for a, r in checked.items():
+            self._set(j, acct.sender_keys, a, r)
+
+    async def get_sender_key(self, address: str) -> bytes | None:
+        address = v.address(address, "sender key address")
+        return (await self._read()).sender_keys.get(address)
+
+    async def delete_sender_key(self, address: str) -> None:
+        address = v.address(address, "sender key address")
+        acct, j = await self._write()
+        self._del(j, acct.sender_keys, address)
+
+    # -- AppSyncStore ------------------------------------------------------
+    async def get_sync_key(self, key_id: bytes) -> AppStateSyncKey | None:
+        key_id = v.sync_key_id(key_id)
+        return (await self._read()).sync_keys.get(key_id)
+
+    async def set_sync_key(self, key_id: bytes, key: AppStateSyncKey) -> None:
+        key_id = v.sync_key_id(key_id)
+        v.instance(key, AppStateSyncKey, "key")
+        acct, j = await self._write()
+        old = acct.sync_keys.get(key_id)
+        if old is None or old.timestamp <= key.timestamp:
+            self._set(j, acct.sync_keys, key_id, key)
+
+    async def get_latest_sync_key_id(self) -> bytes | None:
+        keys = (await self._read()).sync_keys
+        if not keys:
+            return None
+        return max(keys.items(), key=lambda kv: (kv[1].timestamp, kv[0]))[0]
+
+    async def get_version(self, name: str) -> HashState:
+        name = v.collection_name(name)
+        return (await self._read()).versions.get(name) or HashState()
+
+    async def set_version(self, name: str, state: HashState) -> None:
+        name = v.collection_name(name)
+        v.instance(state, HashState, "state")
+        acct, j = await self._write()
+        self._set(j, acct.versions, name, state)
+
+    async def put_mutation_macs(self, name: str, version: int, macs: Sequence[MutationMAC]) -> None:
+        name = v.collection_name(name)
+        version = v.integer(version, "version", 0)
+        items = v.instances(macs, MutationMAC, "macs")
+        acct, j = await self._write()
+        for m in items:
+            self._set(j, acct.macs, (name, m.index_mac), (version, m.value_mac))
+
+    async def get_mutation_mac(self, name: str, index_mac: bytes) -> bytes | None:
+        name = v.collection_name(name)
+        index_mac = v.mac(index_mac, "index MAC")
+        entry = (await self._read()).macs.get((name, index_mac))
+        return None if entry is None else entry[1]
+
+    async def get_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> dict[bytes, bytes]:
+        name = v.collection_name(name)
+        wanted = v.mac_list(index_macs)
+        macs = (await self._read()).macs
+        out: dict[bytes, bytes] = {}
+        for m in wanted:
+            entry = macs.get((name, m))
+            if entry is not None:
+                out[m] = entry[1]
+        return out
+
+    async def delete_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> None:
+        name = v.collection_name(name)
+        wanted = v.mac_list(index_macs)
+        acct, j = await self._write()
+        for m in wanted:
+            self._del(j, acct.macs, (name, m))
+
+    async def clear_mutation_macs(self, name: str) -> None:
+        name = v.collection_name(name)
+        acct, j = await self._write()
+        self._del_where(j, acct.macs, lambda k, _: k[0] == name)
+
+    # -- ProtocolStore: sender-key distribution ----------------------------
+    async def get_sender_key_devices(self, group: str) -> list[tuple[str, bool]]:
+        group = v.address(group, "group")
+        rows = (await self._read()).sender_key_devices
+        return sorted((d, has) for (g, d), has in rows.items() if g == group)
+
+    async def set_sender_key_status(self, group: str, items: Sequence[tuple[str, bool]]) -> None:
+        group = v.address(group, "group")
+        checked: dict[str, bool] = {}
+        for item in v.sequence(items, "items"):
+            d, has = v.pair(item, "items")
+            checked[v.address(d, "device jid")] = v.boolean(has, "has_key")
+        acct, j = await self._write()
+        for d, has in checked.items():
+            self._set(j, acct.sender_key_devices, (group, d), has)
+
+    async def clear_sender_key_devices(self, group: str) -> None:
+        group = v.address(group, "group")
+        acct, j = await self._write()
+        self._del_where(j, acct.sender_key_devices, lambda k, _: k[0] == group)
+
+    async def delete_sender_key_device_rows(self, device_jids: Sequence[str]) -> None:
+        doomed = set(v.address_list(device_jids, "device jids"))
+        acct, j = await self._write()
+        self._del_where(j, acct.sender_key_devices, lambda k, _: k[1] in doomed)
+
+    async def clear_all_sender_key_devices(self) -> None:
+        acct, j = await self._write()
+        self._del_where(j, acct.sender_key_devices, lambda k, _: True)
+
+    # -- LID <-> PN --------------------------------------------------------
+    async def get_lid_mapping(self, lid: str) -> LidPnMapping | None:
+        lid = v.text(lid, "lid", max_len=128, allow_empty=False)
+        return (await self._read()).lid_map.get(lid)
+
+    async def get_pn_mapping(self, phone: str) -> LidPnMapping | None:
+        phone = v.text(phone, "phone", max_len=128, allow_empty=False)
+        found = [e for e in (await self._read()).lid_map.values() if e.phone_number == phone]
+        if not found:
+            return None
+        return max(found, key=lambda e: (e.updated_at, e.lid))
+
+    async def put_lid_mapping(self, entry: LidPnMapping) -> None:
+        await self.put_lid_mappings([entry])
+
+    async def put_lid_mappings(self, entries: Sequence[LidPnMapping]) -> None:
+        items = v.instances(entries, LidPnMapping, "entries")
+        acct, j = await self._write()
+        for e in items:
+            old = acct.lid_map.get(e.lid)
+            if old is not None and old.created_at != e.created_at:
+                e = LidPnMapping(
+                    lid=e.lid,
+                    phone_number=e.phone_number,
+                    created_at=old.created_at,
+                    updated_at=e.updated_at,
+                    learning_source=e.learning_source,
+                )
+            self._set(j, acct.lid_map, e.lid, e)
+
+    async def get_all_lid_mappings(self) -> list[LidPnMapping]:
+        return [e for _, e in sorted((await self._read()).lid_map.items())]
+
+    # -- base keys ---------------------------------------------------------
+    async def save_base_key(self, address: str, message_id: str, key: bytes) -> None:
+        address = v.address(address)
+        message_id = v.message_id(message_id)
+        key = v.base_key(key)
+        acct, j = await self._write()
+        self._set(j, acct.base_keys, (address, message_id), key)
+
+    async def has_same_base_key(self, address: str, message_id: str, key: bytes) -> bool:
+        address = v.address(address)
+        message_id = v.message_id(message_id)
+        key = v.base_key(key)
+        return (await self._read()).base_keys.get((address, message_id)) == key
+
+    async def delete_base_key(self, address: str, message_id: str) -> None:
+        address = v.address(address)
+        message_id = v.message_id(message_id)
+        acct, j = await self._write()
+        self._del(j, acct.base_keys, (address, message_id))
+
+    # -- device registry ---------------------------------------------------
+    async def update_device_list(self, record: DeviceListRecord) -> None:
+        await self.update_device_lists([record])
+
+    async def update_device_lists(self, records: Sequence[DeviceListRecord]) -> None:
+        items = v.instances(records, DeviceListRecord, "records")
+        acct, j = await self._write()
+        for r in items:
+            self._set(j, acct.device_lists, r.user, r)
+
+    async def get_devices(self, user: str) -> DeviceListRecord | None:
+        user = v.user(user)
+        return (await self._read()).device_lists.get(user)
+
+    async def delete_devices(self, user: str) -> None:
+        user = v.user(user)
+        acct, j = await self._write()
+        self._del(j, acct.device_lists, user)
+
+    # -- tc tokens ---------------------------------------------------------
+    async def get_tc_token(self, jid: str) -> TcToken | None:
+        jid = v.address(jid, "jid")
+        return (await self._read()).tc_tokens.get(jid)
+
+    async def put_tc_token(self, jid: str, entry: TcToken) -> None:
+        jid = v.address(jid, "jid")
+        v.instance(entry, TcToken, "entry")
+        acct, j = await self._write()
+        self._set(j, acct.tc_tokens, jid, entry)
+
+    async def delete_tc_token(self, jid: str) -> None:
+        jid = v.address(jid, "jid")
+        acct, j = await self._write()
+        self._del(j, acct.tc_tokens, jid)
+
+    async def get_all_tc_token_jids(self) -> list[str]:
+        return sorted((await self._read()).tc_tokens)
+
+    async def delete_expired_tc_tokens(self, token_cutoff: int, sender_cutoff: int) -> int:
+        token_cutoff = v.integer(token_cutoff, "token_cutoff")
+        sender_cutoff = v.integer(sender_cutoff, "sender_cutoff")
+        acct, j = await self._write()
+
+        def expired(_: str, t: TcToken) -> bool:
+            token_old = not t.token or t.token_timestamp < token_cutoff
+            sender_old = t.sender_timestamp is None or t.sender_timestamp < sender_cutoff
+            return token_old and sender_old
+
+        return self._del_where(j, acct.tc_tokens, expired)
+
+    async def touch_tc_token_sender_timestamp(self, jid: str, ts: int) -> None:
+        jid = v.address(jid, "jid")
+        ts = v.integer(ts, "ts")
+        acct, j = await self._write()
+        old = acct.tc_tokens.get(jid)
+        if old is None:
+            self._set(
+                j, acct.tc_tokens, jid, TcToken(token=b"", token_timestamp=0, sender_timestamp=ts)
+            )
+        elif old.sender_timestamp is None or old.sender_timestamp < ts:
+            self._set(
+                j,
+                acct.tc_tokens,
+                jid,
+                TcToken(token=old.token, token_timestamp=old.token_timestamp, sender_timestamp=ts),
+            )
+
+    async def store_received_tc_token(self, jid: str, token: bytes, ts: int) -> None:
+        jid = v.address(jid, "jid")
+        token = v.blob(token, "tc token", max_len=4096)
+        ts = v.integer(ts, "ts")
+        acct, j = await self._write()
+        old = acct.tc_tokens.get(jid)
+        if old is None:
+            self._set(j, acct.tc_tokens, jid, TcToken(token=token, token_timestamp=ts))
+        elif not old.token or old.token_timestamp < ts:
+            self._set(
+                j,
+                acct.tc_tokens,
+                jid,
+                TcToken(token=token, token_timestamp=ts, sender_timestamp=old.sender_timestamp),
+            )
+
+    # -- sent messages -----------------------------------------------------
+    async def store_sent_message(self, chat: str, message_id: str, payload: bytes) -> None:
+        chat = v.address(chat, "chat")
+        message_id = v.message_id(message_id)
+        payload = v.blob(payload, "payload")
+        acct, j = await self._write()
+        self._set(j, acct.sent_messages, (chat, message_id), (payload, now_s()))
+
+    async def take_sent_message(self, chat: str, message_id: str) -> bytes | None:
+        chat = v.address(chat, "chat")
+        message_id = v.message_id(message_id)
+        acct, j = await self._write()
+        entry = acct.sent_messages.get((chat, message_id))
+        if entry is None:
+            return None
+        self._del(j, acct.sent_messages, (chat, message_id))
+        return entry[0]
+
+    async def delete_expired_sent_messages(self, cutoff: int) -> int:
+        cutoff = v.integer(cutoff, "cutoff")
+        acct, j = await self._write()
+        return self._del_where(j, acct.sent_messages, lambda _, e: e[1] < cutoff)
+
+    # -- message secrets ---------------------------------------------------
+    async def put_msg_secrets(self, secrets: Sequence[MsgSecret]) -> int:
+        items = v.instances(secrets, MsgSecret, "secrets")
+        acct, j = await self._write()
+        for s in items:
+            key = (s.chat, s.sender, s.msg_id)
+            old = acct.msg_secrets.get(key)
+            self._set(j, acct.msg_secrets, key, s if old is None else merge_msg_secret(old, s))
+        return len(items)
+
+    async def get_msg_secret(self, chat: str, sender: str, msg_id: str) -> MsgSecret | None:
+        chat = v.address(chat, "chat")
+        sender = v.address(sender, "sender")
+        msg_id = v.text(msg_id, "msg_id", max_len=256, allow_empty=False)
+        return (await self._read()).msg_secrets.get((chat, sender, msg_id))
+
+    async def delete_expired_msg_secrets(self, cutoff: int) -> int:
+        cutoff = v.integer(cutoff, "cutoff")
+        acct, j = await self._write()
+        return self._del_where(
+            j, acct.msg_secrets, lambda _, s: s.expires_at != 0 and s.expires_at < cutoff
+        )
+
+    # -- pending inbound ---------------------------------------------------
+    async def store_pending_inbound(
+        self, chat: str, sender: str, message_id: str, payload: bytes
+    ) -> None:
+        key = v.pending_key(chat, sender, message_id)
+        payload = v.blob(payload, "payload")
+        acct, j = await self._write()
+        self._set(j, acct.pending_inbound, key, (payload, now_s()))
+
+    async def get_pending_inbound(self, chat: str, sender: str, message_id: str) -> bytes | None:
+        key = v.pending_key(chat, sender, message_id)
+        entry = (await self._read()).pending_inbound.get(key)
+        return None if entry is None else entry[0]
+
+    async def delete_pending_inbound(self, chat: str, sender: str, message_id: str) -> None:
+        key = v.pending_key(chat, sender, message_id)
+        acct, j = await self._write()
+        self._del(j, acct.pending_inbound, key)
+
+    async def delete_expired_pending_inbound(self, cutoff: int) -> int:
+        cutoff = v.integer(cutoff, "cutoff")
+        acct, j = await self._write()
+        return self._del_where(j, acct.pending_inbound, lambda _, e: e[1] < cutoff)
+
+    # -- group metadata ----------------------------------------------------
+    async def get_group_metadata(self, group: str) -> bytes | None:
+        group = v.address(group, "group")
+        return (await self._read()).group_metadata.get(group)
+
+    async def put_group_metadata(self, group: str, blob: bytes) -> None:
+        group = v.address(group, "group")
+        blob = v.blob(blob, "group metadata")
+        acct, j = await self._write()
+        self._set(j, acct.group_metadata, group, blob)
+
+    async def delete_group_metadata(self, group: str) -> None:
+        group = v.address(group, "group")
+        acct, j = await self._write()
+        self._del(j, acct.group_metadata, group)
+
+    # -- DeviceStore -------------------------------------------------------
+    async def save(self, device: Device) -> None:
+        v.instance(device, Device, "device")
+        stored = device.copy().frozen()  # copy() validates
+        acct, _ = await self._write()
+        acct.device = stored
+
+    async def load(self) -> Device | None:
+        dev = (await self._read()).device
+        return None if dev is None else dev.copy()
+
+    async def exists(self) -> bool:
+        return (await self._read()).device is not None
+
+    async def create(self) -> int:
+        c = self._c
+        c._check_open()
+        await c._wait_for_other_txn()
+        acct = c._accounts.get(self._id)
+        if acct is None or acct.device is None:
+            c._accounts[self._id] = _Account(device=Device.new().frozen())
+            c._next_id = max(c._next_id, self._id + 1)
+        return self._id
+
+    async def snapshot_db(self, name: str, extra: bytes | None = None) -> str:
+        safe = sanitize_snapshot_name(name)
+        extra = v.opt_blob(extra, "extra")
+        acct = await self._read()
+        location = f"memory://snapshot-{utc_stamp()}-{safe}"
+        self._c.snapshots.append(MemorySnapshot(safe, location, copy.deepcopy(acct), extra))
+        return location
+
+    # -- LeaseStore --------------------------------------------------------
+    async def acquire_lease(self, holder: str, ttl: float) -> str:
+        holder = v.text(holder, "holder", max_len=256, allow_empty=False)
+        acct, _ = await self._write()
+        now = time.monotonic()
+        if acct.lease is not None and acct.lease[2] > now:
+            raise AccountInUseError(self._id, acct.lease[1])
+        token = uuid.uuid4().hex
+        acct.lease = (token, holder, now + float(ttl))
+        return token
+
+    async def renew_lease(self, token: str, ttl: float) -> bool:
+        acct = await self._read()
+        if acct.lease is None or acct.lease[0] != token:
+            return False
+        acct.lease = (token, acct.lease[1], time.monotonic() + float(ttl))
+        return True
+
+    async def release_lease(self, token: str) -> None:
+        acct = await self._read()
+        if acct.lease is not None and acct.lease[0] == token:
+            acct.lease = None
+
+
+def _rollback(journal: list[_Undo], mark: int) -> None:
+    while len(journal) > mark:
+        d, key, old = journal.pop()
+        if old is _MISSING:
+            d.pop(key, None)
+        else:
+            d[key] = old
+
+
+async def open_memory(url: str = "memory://", **options: object) -> MemoryStore:
+    """Open a fresh, empty ``memory://`` store (it takes no options)."""
+    from ..errors import ConfigError
+    from ..registry import url_options
+
+    unknown = set(url_options(url)) | set(options)
+    if unknown:
+        raise ConfigError(f"memory:// takes no options, got {sorted(unknown)}")
+    return MemoryStore()

@@ -1,0 +1,152 @@
+"""The device: this client's own identity, keys and account settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from . import _validate as v
+from .errors import ValidationError
+from .jid import JID
+from .keys import KEY_LEN, SIGNATURE_LEN, KeyPair, sign_pre_key
+
+MAX_REGISTRATION_ID: Final = (1 << 31) - 1
+MAX_OPAQUE_LEN: Final = 1024 * 1024
+ADV_SECRET_LEN: Final = KEY_LEN
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(eq=True, repr=False)
+class Device:
+    """Everything the client knows about itself.
+
+    A ``Device`` is validated when it is built and again whenever the
+    :class:`~wastore.PersistenceManager` publishes a modified copy. Snapshots
+    handed out by the manager are *frozen*: assigning to one raises
+    :class:`dataclasses.FrozenInstanceError`. Use :meth:`copy` for a mutable copy.
+    Private keys and secrets never appear in ``repr``/``str``.
+    """
+
+    noise_key: KeyPair
+    identity_key: KeyPair
+    signed_pre_key: KeyPair
+    signed_pre_key_signature: bytes
+    adv_secret_key: bytes
+    registration_id: int
+    signed_pre_key_id: int = 1
+    pn: JID | None = None
+    lid: JID | None = None
+    account: bytes | None = None
+    push_name: str = ""
+    app_version: tuple[int, int, int] = (0, 0, 0)
+    app_version_last_fetched_ms: int = 0
+    props_hash: str | None = None
+    next_pre_key_id: int = 1
+    first_unupload_pre_key_id: int = 1
+    server_has_prekeys: bool = False
+    edge_routing_info: bytes | None = None
+    nct_salt: bytes | None = None
+    server_cert_chain: bytes | None = None
+    login_counter: int = 0
+    lid_migrated: bool = False
+    read_receipts_disabled: bool = False
+    last_signed_pre_key_rotation_ms: int = 0
+    _frozen: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise dataclasses.FrozenInstanceError(
+                f"cannot assign to field {name!r}: this Device is a read-only snapshot; "
+                "change it with PersistenceManager.modify_device() or process_command()"
+            )
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def new(cls) -> Device:
+        """A fresh, unpaired device with newly generated keys."""
+        identity = KeyPair.generate()
+        spk = KeyPair.generate()
+        return cls(
+            noise_key=KeyPair.generate(),
+            identity_key=identity,
+            signed_pre_key=spk,
+            signed_pre_key_id=1,
+            signed_pre_key_signature=sign_pre_key(identity, spk),
+            adv_secret_key=secrets.token_bytes(ADV_SECRET_LEN),
+            registration_id=secrets.randbelow(MAX_REGISTRATION_ID) + 1,
+            last_signed_pre_key_rotation_ms=now_ms(),
+        )
+
+    def validate(self) -> None:
+        """Check every field; raise :class:`ValidationError` naming the first bad one."""
+        for name in ("noise_key", "identity_key", "signed_pre_key"):
+            if not isinstance(getattr(self, name), KeyPair):
+                raise ValidationError(f"Device.{name} must be a KeyPair")
+        object.__setattr__(
+            self,
+            "signed_pre_key_signature",
+            v.fixed(self.signed_pre_key_signature, "signed_pre_key_signature", SIGNATURE_LEN),
+        )
+        object.__setattr__(
+            self, "adv_secret_key", v.fixed(self.adv_secret_key, "adv_secret_key", ADV_SECRET_LEN)
+        )
+        v.integer(self.registration_id, "registration_id", 1, MAX_REGISTRATION_ID)
+        v.integer(self.signed_pre_key_id, "signed_pre_key_id", 0, v.MAX_PREKEY_ID)
+        for name in ("pn", "lid"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, JID):
+                raise ValidationError(f"Device.{name} must be a JID or None")
+        for name in ("account", "edge_routing_info", "nct_salt", "server_cert_chain"):
+            object.__setattr__(
+                self, name, v.opt_blob(getattr(self, name), name, max_len=MAX_OPAQUE_LEN)
+            )
+        v.text(self.push_name, "push_name", max_len=v.MAX_TEXT_LEN)
+        av = self.app_version
+        if not isinstance(av, tuple) or len(av) != 3:
+            raise ValidationError("app_version must be a tuple of three ints")
+        for part in av:
+            v.u32(part, "app_version part")
+        v.timestamp(self.app_version_last_fetched_ms, "app_version_last_fetched_ms")
+        v.opt_text(self.props_hash, "props_hash", max_len=256)
+        v.integer(self.next_pre_key_id, "next_pre_key_id", 0, v.MAX_PREKEY_ID + 1)
+        v.integer(
+            self.first_unupload_pre_key_id, "first_unupload_pre_key_id", 0, v.MAX_PREKEY_ID + 1
+        )
+        v.boolean(self.server_has_prekeys, "server_has_prekeys")
+        v.integer(self.login_counter, "login_counter", 0)
+        v.boolean(self.lid_migrated, "lid_migrated")
+        v.boolean(self.read_receipts_disabled, "read_receipts_disabled")
+        v.timestamp(self.last_signed_pre_key_rotation_ms, "last_signed_pre_key_rotation_ms")
+
+    def copy(self) -> Device:
+        """A mutable copy (validated)."""
+        return dataclasses.replace(self)
+
+    def frozen(self) -> Device:
+        """Make this instance read-only and return it."""
+        object.__setattr__(self, "_frozen", True)
+        return self
+
+    @property
+    def is_frozen(self) -> bool:
+        return self._frozen
+
+    def __repr__(self) -> str:
+        return (
+            f"Device(pn={self.pn!s}, lid={self.lid!s}, registration_id={self.registration_id}, "
+            f"identity_key={self.identity_key!r}, signed_pre_key_id={self.signed_pre_key_id}, "
+            f"push_name={self.push_name!r}, next_pre_key_id={self.next_pre_key_id}, "
+            f"first_unupload_pre_key_id={self.first_unupload_pre_key_id}, "
+            "noise_key=<redacted>, signed_pre_key=<redacted>, adv_secret_key=<redacted>)"
+        )
+
+    __str__ = __repr__

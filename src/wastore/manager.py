@@ -1,0 +1,407 @@
+"""PersistenceManager: the gatekeeper of the device row.
+
+The manager keeps the device in memory, hands out read-only snapshots, applies
+changes under a write lock and marks the state dirty; a background saver
+writes dirty state to the backend. It is the only writer of the device row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+from .commands import DeviceCommand, apply_command
+from .contract import Backend, LeaseStore
+from .device import Device
+from .errors import AccountInUseError, CorruptRecordError, StoreError, ValidationError
+
+log = logging.getLogger("wastore.manager")
+
+R = TypeVar("R")
+
+MAX_CONSECUTIVE_FAILURES: Final = 10
+DEFAULT_SAVE_INTERVAL: Final = 30.0
+DEFAULT_LEASE_TTL: Final = 30.0
+_FIRST_RETRY_DELAY: Final = 0.05
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def default_holder() -> str:
+    """How this process names itself as a lease holder."""
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+class PersistenceManager:
+    """Keeps one account's device state and saves it.
+
+    Open it with :meth:`open`, never with the constructor. Typical use::
+
+        pm = await PersistenceManager.open(container.backend(device_id))
+        pm.run_background_saver(interval=30.0)
+        ...
+        await pm.close()   # final flush, stops the saver, releases the lease
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        device: Device,
+        *,
+        debug_snapshots: bool,
+        lease_token: str | None,
+        lease_ttl: float,
+    ) -> None:
+        self._backend = backend
+        self._snapshot = device.frozen()
+        self._dirty = False
+        self._write_lock = asyncio.Lock()
+        self._save_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._close_event = asyncio.Event()
+        self._debug_snapshots = debug_snapshots
+        self._failures = 0
+        self._halted = False
+        self._last_error: BaseException | None = None
+        self._saver: asyncio.Task[None] | None = None
+        self._saver_interval = DEFAULT_SAVE_INTERVAL
+        self._closing = False
+        self._closed = False
+        self._lease_token = lease_token
+        self._lease_ttl = lease_ttl
+        self._lease_lost = False
+        self._lease_task: asyncio.Task[None] | None = None
+        if lease_token is not None:
+            self._lease_task = asyncio.create_task(self._renew_lease_loop(), name="wastore-lease")
+
+    # -- opening -----------------------------------------------------------
+    @classmethod
+    async def open(
+        cls,
+        backend: Backend,
+        *,
+        debug_snapshots: bool | None = None,
+        lease: bool = True,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        holder: str | None = None,
+    ) -> PersistenceManager:
+        """Open the account behind ``backend``.
+
+        Creates the device row with fresh keys if it does not exist, takes the
+        account lease (when the backend supports leases and ``lease`` is true),
+        and loads the device.
+
+        Args:
+            backend: one account's backend (``container.backend(device_id)``).
+            debug_snapshots: allow :meth:`create_snapshot`; default from the
+                ``WASTORE_DEBUG_SNAPSHOTS`` environment variable.
+            lease: take the account lease so that no other process serves it.
+            lease_ttl: seconds a lease lives without renewal (renewed every ttl/3).
+            holder: how this process is named to a second opener.
+
+        Raises:
+            AccountInUseError: another live process serves this account.
+            CorruptRecordError: the device row cannot be decoded.
+        """
+        if lease_ttl <= 0:
+            raise ValidationError("lease_ttl must be positive")
+        if not await backend.exists():
+            await backend.create()
+        token: str | None = None
+        if lease and isinstance(backend, LeaseStore):
+            token = await backend.acquire_lease(holder or default_holder(), lease_ttl)
+        try:
+            device = await backend.load()
+            if device is None:
+                raise CorruptRecordError(
+                    f"the device row of account {backend.device_id} vanished while opening it"
+                )
+        except BaseException:
+            if token is not None:
+                with contextlib.suppress(Exception):
+                    await backend.release_lease(token)  # type: ignore[attr-defined]
+            raise
+        if debug_snapshots is None:
+            debug_snapshots = _env_flag("WASTORE_DEBUG_SNAPSHOTS")
+        return cls(
+            backend,
+            device,
+            debug_snapshots=debug_snapshots,
+            lease_token=token,
+            lease_ttl=lease_ttl,
+        )
+
+    # -- reading -----------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The account's backend (protocol bookkeeping, signal store, transactions)."""
+        return self._backend
+
+    @property
+    def device_id(self) -> int:
+        return self._backend.device_id
+
+    def get_device_snapshot(self) -> Device:
+        """The current device state, read-only (assigning to it raises). No copy is made."""
+        return self._snapshot
+
+    @property
+    def is_dirty(self) -> bool:
+        """True while a change has not been saved yet."""
+        return self._dirty
+
+    def is_saver_halted(self) -> bool:
+        """True once the background saver stopped after consecutive failures."""
+        return self._halted
+
+    @property
+    def last_save_error(self) -> BaseException | None:
+        return self._last_error
+
+    # -- writing -----------------------------------------------------------
+    async def modify_device(self, fn: Callable[[Device], R]) -> R:
+        """Run ``fn(device)`` on a mutable copy under the write lock and publish the result.
+
+        The state is marked dirty before the new snapshot is published and the
+        saver is woken. If ``fn`` raises, or leaves the device invalid
+        (:class:`ValidationError`), nothing changes.
+        """
+        self._check_usable()
+        async with self._write_lock:
+            draft = self._snapshot.copy()
+            result = fn(draft)
+            if asyncio.iscoroutine(result):
+                result.close()
+                raise ValidationError(
+                    "modify_device() takes a plain function, not a coroutine function"
+                )
+            draft.validate()
+            self._dirty = True
+            self._snapshot = draft.frozen()
+            self._wake.set()
+            return result
+
+    async def process_command(self, command: DeviceCommand) -> None:
+        """Apply one :class:`DeviceCommand` (see :func:`apply_command`)."""
+        await self.modify_device(lambda d: apply_command(d, command))
+
+    async def process_commands(self, commands: Sequence[DeviceCommand]) -> None:
+        """Apply several commands as one change (one snapshot, one save)."""
+        cmds = list(commands)
+
+        def apply_all(d: Device) -> None:
+            for c in cmds:
+                apply_command(d, c)
+
+        await self.modify_device(apply_all)
+
+    async def flush(self) -> None:
+        """Save now if dirty. On failure the state stays dirty and the error is raised.
+
+        A success resets the saver's failure count and restarts a halted saver.
+        """
+        await self._save()
+        if self._halted and not self._closing:
+            self._halted = False
+            log.info("account %s: save succeeded, restarting the background saver", self.device_id)
+            self.run_background_saver(self._saver_interval)
+
+    async def _save(self) -> None:
+        async with self._save_lock:
+            if not self._dirty:
+                return
+            if self._lease_lost:
+                raise AccountInUseError(
+                    self.device_id, "another process", "this process lost the account lease"
+                )
+            snapshot = self._snapshot
+            self._dirty = False
+            try:
+                await self._backend.save(snapshot)
+            except BaseException as err:
+                self._dirty = True
+                if isinstance(err, Exception):
+                    self._last_error = err
+                raise
+            self._failures = 0
+            self._last_error = None
+
+    # -- background saver --------------------------------------------------
+    def run_background_saver(self, interval: float = DEFAULT_SAVE_INTERVAL) -> None:
+        """Start the saver: it wakes on every change (or after ``interval`` seconds),
+        saves if dirty, retries with backoff, and halts after 10 consecutive failures.
+        Calling it again while it runs only changes the interval."""
+        self._check_usable()
+        if interval <= 0:
+            raise ValidationError("interval must be positive")
+        self._saver_interval = interval
+        if self._saver is not None and not self._saver.done():
+            return
+        self._halted = False
+        self._saver = asyncio.create_task(
+            self._saver_loop(), name=f"wastore-saver-{self.device_id}"
+        )
+
+    async def _saver_loop(self) -> None:
+        retry_delay: float | None = None
+        while not self._closing:
+            if retry_delay is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._saver_interval)
+                self._wake.clear()
+            else:  # back off, but wake at once for close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._close_event.wait(), timeout=retry_delay)
+            if self._closing:
+                return
+            if not self._dirty:
+                retry_delay = None
+                continue
+            try:
+                await self._save()
+            except Exception as err:
+                self._failures += 1
+                if self._failures >= MAX_CONSECUTIVE_FAILURES:
+                    self._halted = True
+                    log.error(
+                        "account %s: background saver halted after %d consecutive failures; "
+                        "the unsaved state stays in memory, flush() can still save it: %s",
+                        self.device_id,
+                        self._failures,
+                        _describe(err),
+                    )
+                    return
+                retry_delay = min(
+                    self._saver_interval, _FIRST_RETRY_DELAY * 2 ** (self._failures - 1)
+                )
+                log.warning(
+                    "account %s: save failed (%d in a row), retrying in %.2fs: %s",
+                    self.device_id,
+                    self._failures,
+                    retry_delay,
+                    _describe(err),
+                )
+            else:
+                retry_delay = None
+
+    # -- snapshots ---------------------------------------------------------
+    async def create_snapshot(self, name: str, extra: bytes | None = None) -> str | None:
+        """Flush, then write a debug snapshot of the store (see ``snapshot_db``).
+
+        Off unless enabled with ``debug_snapshots=True`` or
+        ``WASTORE_DEBUG_SNAPSHOTS=1``; when off it logs a warning and returns None.
+        """
+        self._check_usable()
+        if not self._debug_snapshots:
+            log.warning(
+                "create_snapshot(%r) ignored: debug snapshots are off "
+                "(enable with debug_snapshots=True or WASTORE_DEBUG_SNAPSHOTS=1)",
+                name,
+            )
+            return None
+        await self.flush()
+        return await self._backend.snapshot_db(name, extra)
+
+    # -- lease -------------------------------------------------------------
+    async def _renew_lease_loop(self) -> None:
+        assert self._lease_token is not None
+        backend: Any = self._backend
+        period = self._lease_ttl / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                still_ours = await backend.renew_lease(self._lease_token, self._lease_ttl)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning(
+                    "account %s: lease renewal failed, will retry: %s",
+                    self.device_id,
+                    _describe(err),
+                )
+                continue
+            if not still_ours:
+                self._lease_lost = True
+                log.error(
+                    "account %s: the account lease was lost (it expired and another process "
+                    "took it); this manager will not save any more",
+                    self.device_id,
+                )
+                return
+
+    @property
+    def lease_lost(self) -> bool:
+        return self._lease_lost
+
+    # -- pass-throughs for protocol bookkeeping ----------------------------
+    async def get_sender_key_devices(self, group: str) -> list[tuple[str, bool]]:
+        return await self._backend.get_sender_key_devices(group)
+
+    async def set_sender_key_status(self, group: str, items: Sequence[tuple[str, bool]]) -> None:
+        await self._backend.set_sender_key_status(group, items)
+
+    async def clear_sender_key_devices(self, group: str) -> None:
+        await self._backend.clear_sender_key_devices(group)
+
+    # -- closing -----------------------------------------------------------
+    def _check_usable(self) -> None:
+        if self._closing or self._closed:
+            raise StoreError(f"the PersistenceManager of account {self.device_id} is closed")
+
+    async def close(self) -> None:
+        """Stop the saver, do a final flush, release the lease. Safe to call twice.
+
+        Raises the final flush's error, if any (after stopping everything).
+        """
+        if self._closed:
+            return
+        self._closing = True
+        self._wake.set()
+        self._close_event.set()
+        saver, self._saver = self._saver, None
+        if saver is not None:
+            # The loop returns on its own at the next wake-up; cancel covers a slow save.
+            try:
+                await asyncio.wait_for(asyncio.shield(saver), timeout=5.0)
+            except TimeoutError:
+                saver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await saver
+        try:
+            await self._save()
+        finally:
+            self._closed = True
+            if self._lease_task is not None:
+                self._lease_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._lease_task
+            if self._lease_token is not None and not self._lease_lost:
+                try:
+                    await self._backend.release_lease(self._lease_token)  # type: ignore[attr-defined]
+                except Exception as err:  # the lease expires on its own
+                    log.warning(
+                        "account %s: could not release the lease: %s",
+                        self.device_id,
+                        _describe(err),
+                    )
+
+    async def __aenter__(self) -> PersistenceManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("dirty" if self._dirty else "clean")
+        return f"PersistenceManager(device_id={self.device_id}, {state})"
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"

@@ -1,0 +1,108 @@
+"""Opening a store from a URL: ``open_store`` and the scheme registry.
+
+Backends register an opener per URL scheme. The built-in ones are imported
+lazily, so ``import wastore`` never needs a database driver; a missing driver
+gives a :class:`~wastore.ConfigError` naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .contract import Container
+from .errors import ConfigError
+
+Opener = Callable[..., Awaitable[Container]]
+
+# scheme -> (module, attribute, extra to install)
+_BUILTIN: dict[str, tuple[str, str, str | None]] = {
+    "memory": ("wastore.backends.memory", "open_memory", None),
+    "sqlite": ("wastore.backends.sqlite", "open_sqlite", None),
+    "postgresql": ("wastore.backends.postgres", "open_postgres", "postgres"),
+    "postgres": ("wastore.backends.postgres", "open_postgres", "postgres"),
+}
+_REGISTERED: dict[str, Opener] = {}
+
+
+def register_backend(scheme: str, opener: Opener) -> None:
+    """Make ``open_store("<scheme>://...")`` call ``await opener(url, **options)``."""
+    if not scheme or not scheme.isascii() or not scheme.replace("+", "").isalnum():
+        raise ConfigError(f"invalid URL scheme {scheme!r}")
+    _REGISTERED[scheme.lower()] = opener
+
+
+def known_schemes() -> list[str]:
+    return sorted({*_BUILTIN, *_REGISTERED})
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for logs and messages)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def url_options(url: str) -> dict[str, str]:
+    """The query parameters of a store URL."""
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+async def open_store(url: str | os.PathLike[str] | Any, **options: Any) -> Container:
+    """Open the store at ``url`` and return its :class:`Container`.
+
+    ``url`` is ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``
+    or ``postgresql://user:pass@host:port/db`` (also ``postgres://``), or a
+    filesystem path (an SQLite file), or an existing asyncpg pool. Options come
+    as query parameters or keyword arguments (keyword arguments win).
+
+    Raises:
+        ConfigError: unknown scheme, bad option, or a driver that is not installed.
+        SchemaTooNewError: the database was written by a newer wastore.
+        BackendUnavailableError: the database cannot be reached.
+    """
+    if isinstance(url, os.PathLike):
+        return await _builtin("sqlite")(os.fspath(url), **options)
+    if not isinstance(url, str):
+        if type(url).__module__.startswith("asyncpg"):
+            return await _builtin("postgresql")(url, **options)
+        raise ConfigError(
+            f"open_store() takes a URL, a path or an asyncpg pool, not {type(url).__name__}"
+        )
+    scheme, sep, _ = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ConfigError(
+            f"{redact_url(url)!r} is not a store URL; use one of: "
+            + ", ".join(f"{s}://..." for s in known_schemes())
+        )
+    if scheme in _REGISTERED:
+        return await _REGISTERED[scheme](url, **options)
+    if scheme in _BUILTIN:
+        return await _builtin(scheme)(url, **options)
+    raise ConfigError(
+        f"unknown store URL scheme {scheme!r}; known schemes: {', '.join(known_schemes())} "
+        "(third-party backends register theirs with wastore.register_backend)"
+    )
+
+
+def _builtin(scheme: str) -> Opener:
+    module, attr, extra = _BUILTIN[scheme]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as err:
+        hint = f"pip install 'wastore[{extra}]'" if extra else "reinstall wastore"
+        missing = getattr(err, "name", None) or str(err)
+        raise ConfigError(
+            f"the {scheme}:// backend needs {missing!r}, which is not installed: {hint}"
+        ) from err
+    opener: Opener = getattr(mod, attr)
+    return opener
