@@ -28,6 +28,7 @@ from typing import Protocol, runtime_checkable
 
 from .device import Device
 from .jid import JID
+from .portable import AccountDump
 from .values import (
     AppStateSyncKey,
     DeviceListRecord,
@@ -44,6 +45,7 @@ __all__ = [
     "Container",
     "DeviceStore",
     "LeaseStore",
+    "PortableContainer",
     "ProtocolStore",
     "SignalStore",
 ]
@@ -361,6 +363,20 @@ class LeaseStore(Protocol):
         ...
 
     async def release_lease(self, token: str) -> None: ...
+
+
+@runtime_checkable
+class PortableContainer(Protocol):
+    """Optional: a container that can export and import whole accounts
+    (``wastore export`` / ``import`` / ``copy``; see :mod:`wastore.portable`)."""
+
+    async def export_account(self, device_id: int) -> AccountDump:
+        """Every row of one account, from one consistent snapshot."""
+        ...
+
+    async def import_account(self, account: AccountDump, *, replace: bool = False) -> int:
+        """Insert an account under a new device id, in one transaction; return the id."""
+        ...
 
 
 @runtime_checkable

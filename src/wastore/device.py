@@ -11,7 +11,7 @@ from typing import Any, Final
 from . import _validate as v
 from .errors import ValidationError
 from .jid import JID
-from .keys import KEY_LEN, SIGNATURE_LEN, KeyPair, sign_pre_key
+from .keys import DJB_TYPE, KEY_LEN, SIGNATURE_LEN, KeyPair, sign_pre_key, xeddsa_verify
 
 MAX_REGISTRATION_ID: Final = (1 << 31) - 1
 MAX_OPAQUE_LEN: Final = 1024 * 1024
@@ -70,6 +70,14 @@ class Device:
             )
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name: str) -> None:
+        # Without this, ``del snapshot.field`` would silently expose the class default.
+        if self._frozen:
+            raise dataclasses.FrozenInstanceError(
+                f"cannot delete field {name!r}: this Device is a read-only snapshot"
+            )
+        object.__delattr__(self, name)
+
     @classmethod
     def new(cls) -> Device:
         """A fresh, unpaired device with newly generated keys."""
@@ -126,6 +134,22 @@ class Device:
         v.boolean(self.lid_migrated, "lid_migrated")
         v.boolean(self.read_receipts_disabled, "read_receipts_disabled")
         v.timestamp(self.last_signed_pre_key_rotation_ms, "last_signed_pre_key_rotation_ms")
+
+    def key_problems(self) -> list[str]:
+        """What is wrong with the keys (empty when sound): each public key must derive
+        from its private key, and the signed pre-key signature must verify."""
+        problems = [
+            f"{name}: the public key does not match the private key"
+            for name in ("noise_key", "identity_key", "signed_pre_key")
+            if not getattr(self, name).is_consistent()
+        ]
+        if not xeddsa_verify(
+            self.identity_key.public,
+            DJB_TYPE + self.signed_pre_key.public,
+            self.signed_pre_key_signature,
+        ):
+            problems.append("signed_pre_key_signature does not verify with identity_key")
+        return problems
 
     def copy(self) -> Device:
         """A mutable copy (validated)."""

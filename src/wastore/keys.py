@@ -37,6 +37,11 @@ class KeyPair:
         public = priv.public_key().public_bytes_raw()
         return cls(private=private, public=public)
 
+    def is_consistent(self) -> bool:
+        """True if ``public`` is the Curve25519 public key of ``private``."""
+        derived = X25519PrivateKey.from_private_bytes(self.private).public_key().public_bytes_raw()
+        return derived == self.public
+
     def sign(self, message: bytes) -> bytes:
         """An XEdDSA signature of ``message`` (verifiable with the public key)."""
         return xeddsa_sign(self.private, message)

@@ -1,0 +1,1 @@
+"""What the SQL backends share: schema and migrations, statements, row codecs."""

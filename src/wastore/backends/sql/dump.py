@@ -1,0 +1,63 @@
+"""Statements and row conversion for exporting and importing one account.
+
+Both SQL backends use these, so an account moves between SQLite and
+PostgreSQL through the same columns in the same order (see
+:mod:`wastore.portable` for the document format).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...portable import COLUMNS, EXPORTED_TABLES, Row
+from .queries import to_sqlite
+from .schema import Dialect, check_prefix
+
+
+def select_sql(table: str, dialect: Dialect, prefix: str) -> str:
+    """All exported columns of one account's rows of ``table``."""
+    p = check_prefix(prefix)
+    cols = ", ".join(c for c, _ in COLUMNS[table])
+    key = "id" if table == "device" else "device_id"
+    sql = f"SELECT {cols} FROM {p}{table} WHERE {key} = $1"
+    return to_sqlite(sql) if dialect == "sqlite" else sql
+
+
+def insert_sql(table: str, dialect: Dialect, prefix: str) -> str:
+    """Insert one row of ``table``; ``$1`` is the account id (the device row returns its new id)."""
+    p = check_prefix(prefix)
+    names = [c for c, _ in COLUMNS[table]]
+    if table == "device":
+        params = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+        sql = f"INSERT INTO {p}device ({', '.join(names)}) VALUES ({params}) RETURNING id"
+    else:
+        params = ", ".join(f"${i}" for i in range(1, len(names) + 2))
+        sql = f"INSERT INTO {p}{table} (device_id, {', '.join(names)}) VALUES ({params})"
+    return to_sqlite(sql) if dialect == "sqlite" else sql
+
+
+def to_rows(table: str, records: Sequence[Sequence[Any]]) -> list[Row]:
+    """Database rows -> dump rows (booleans normalised, bytes-like -> bytes)."""
+    cols = COLUMNS[table]
+    out: list[Row] = []
+    for rec in records:
+        row: Row = {}
+        for (name, kind), value in zip(cols, rec, strict=True):
+            if value is not None:
+                if kind == "bool":
+                    value = bool(value)
+                elif kind == "blob" and not isinstance(value, bytes):
+                    value = bytes(value)
+            row[name] = value
+        out.append(row)
+    return out
+
+
+def to_params(table: str, row: Row, device_id: int | None) -> tuple[Any, ...]:
+    """A dump row -> insert parameters (the device row takes no account id)."""
+    values = tuple(row[c] for c, _ in COLUMNS[table])
+    return values if device_id is None else (device_id, *values)
+
+
+__all__ = ["EXPORTED_TABLES", "insert_sql", "select_sql", "to_params", "to_rows"]
