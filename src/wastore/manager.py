@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
+from .cache import SignalCache
 from .commands import DeviceCommand, apply_command
 from .contract import Backend, LeaseStore
 from .device import Device
@@ -58,8 +59,10 @@ class PersistenceManager:
         debug_snapshots: bool,
         lease_token: str | None,
         lease_ttl: float,
+        cache: SignalCache | None = None,
     ) -> None:
         self._backend = backend
+        self._cache = cache
         self._snapshot = device.frozen()
         self._dirty = False
         self._write_lock = asyncio.Lock()
@@ -91,6 +94,7 @@ class PersistenceManager:
         lease: bool = True,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         holder: str | None = None,
+        signal_cache: bool | SignalCache = False,
     ) -> PersistenceManager:
         """Open the account behind ``backend``.
 
@@ -105,6 +109,8 @@ class PersistenceManager:
             lease: take the account lease so that no other process serves it.
             lease_ttl: seconds a lease lives without renewal (renewed every ttl/3).
             holder: how this process is named to a second opener.
+            signal_cache: put a write-back :class:`SignalCache` in front of the
+                signal store (True, or a cache you built); see :attr:`signal`.
 
         Raises:
             AccountInUseError: another live process serves this account.
@@ -130,12 +136,21 @@ class PersistenceManager:
             raise
         if debug_snapshots is None:
             debug_snapshots = _env_flag("WASTORE_DEBUG_SNAPSHOTS")
+        if signal_cache is True:
+            cache: SignalCache | None = SignalCache(backend)
+        elif isinstance(signal_cache, SignalCache):
+            if signal_cache.backend is not backend:
+                raise ValidationError("the SignalCache must wrap the same backend")
+            cache = signal_cache
+        else:
+            cache = None
         return cls(
             backend,
             device,
             debug_snapshots=debug_snapshots,
             lease_token=token,
             lease_ttl=lease_ttl,
+            cache=cache,
         )
 
     # -- reading -----------------------------------------------------------
@@ -147,6 +162,17 @@ class PersistenceManager:
     @property
     def device_id(self) -> int:
         return self._backend.device_id
+
+    @property
+    def signal(self) -> SignalCache | Backend:
+        """Where the client reads and writes Signal state: the SignalCache when one is
+        in use, else the backend. With a cache, ``await pm.flush()`` (or
+        ``pm.signal.flush()``) is the durability barrier before sending."""
+        return self._cache if self._cache is not None else self._backend
+
+    @property
+    def signal_cache(self) -> SignalCache | None:
+        return self._cache
 
     def get_device_snapshot(self) -> Device:
         """The current device state, read-only (assigning to it raises). No copy is made."""
@@ -203,10 +229,13 @@ class PersistenceManager:
         await self.modify_device(apply_all)
 
     async def flush(self) -> None:
-        """Save now if dirty. On failure the state stays dirty and the error is raised.
+        """Save now: the SignalCache's buffered writes (if any), then the device row if
+        dirty. On failure the state stays dirty and the error is raised.
 
         A success resets the saver's failure count and restarts a halted saver.
         """
+        if self._cache is not None:
+            await self._cache.flush()
         await self._save()
         if self._halted and not self._closing:
             self._halted = False
@@ -248,6 +277,8 @@ class PersistenceManager:
         self._saver = asyncio.create_task(
             self._saver_loop(), name=f"wastore-saver-{self.device_id}"
         )
+        if self._cache is not None:
+            self._cache.start_flusher()
 
     async def _saver_loop(self) -> None:
         retry_delay: float | None = None
@@ -375,6 +406,9 @@ class PersistenceManager:
                 with contextlib.suppress(asyncio.CancelledError):
                     await saver
         try:
+            if self._cache is not None:
+                await self._cache.stop_flusher()
+                await self._cache.flush()
             await self._save()
         finally:
             self._closed = True
