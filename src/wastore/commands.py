@@ -172,13 +172,17 @@ class SetServerCertChain:
         return f"SetServerCertChain(chain=<{len(self.chain)} bytes>)"
 
 
-@dataclass(frozen=True, slots=True)
+# No slots: on a field-less frozen slotted dataclass, CPython 3.11 raises a confusing
+# TypeError instead of FrozenInstanceError on assignment.
+@dataclass(frozen=True)
 class ClearServerCertChain:
     def apply(self, device: Device) -> None:
         device.server_cert_chain = None
 
 
-@dataclass(frozen=True, slots=True)
+# No slots: on a field-less frozen slotted dataclass, CPython 3.11 raises a confusing
+# TypeError instead of FrozenInstanceError on assignment.
+@dataclass(frozen=True)
 class IncrementLoginCounter:
     def apply(self, device: Device) -> None:
         device.login_counter += 1

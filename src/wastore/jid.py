@@ -88,6 +88,11 @@ class JID:
         if not text:
             raise ValidationError("an empty string is not a JID")
         if "@" not in text:
+            if text.isdigit():
+                raise ValidationError(
+                    f"{text[:40]!r} is a number, not a JID: write it as "
+                    f"'{text[:40]}@s.whatsapp.net' (phone number) or '@lid'"
+                )
             return cls(user="", server=text)
         user_part, _, server = text.partition("@")
         if not user_part:
@@ -124,6 +129,8 @@ class JID:
 
     def signal_address(self) -> str:
         """The Signal session address: ``user[:device]@server`` (device omitted when 0)."""
+        if not self.user:
+            raise ValidationError(f"the server JID {self.server!r} has no Signal address")
         if self.device:
             return f"{self.user}:{self.device}@{self.server}"
         return f"{self.user}@{self.server}"

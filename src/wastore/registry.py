@@ -45,10 +45,15 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    if parts.password is not None:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+    # A mistyped URL ("postgresql:/user:pw@host", "user:pw@host") has no parsable
+    # password but may still hold one: hide whatever could be a "user:password@".
+    head, at, tail = url.rpartition("@")
+    if at and ":" in head.split("://", 1)[-1]:
+        return head.partition(":")[0] + ":***@" + tail
+    return url
 
 
 def url_options(url: str) -> dict[str, str]:

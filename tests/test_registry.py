@@ -1,0 +1,190 @@
+"""open_store(), the URL scheme registry and password redaction."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+import wastore
+from wastore import ConfigError, MemoryStore, open_store, register_backend, registry
+from wastore.registry import known_schemes, redact_url, url_options
+
+PASSWORD = "s3cret-Pa55"
+
+
+@pytest.fixture(autouse=True)
+def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schemes registered by a test do not leak into the next one."""
+    monkeypatch.setattr(registry, "_REGISTERED", {})
+
+
+async def test_memory_url_opens_a_memory_store() -> None:
+    container = await open_store("memory://")
+    try:
+        assert isinstance(container, MemoryStore)
+        assert isinstance(container, wastore.Container)
+        assert await container.devices() == []
+    finally:
+        await container.close()
+
+
+async def test_memory_stores_are_independent() -> None:
+    a, b = await open_store("memory://"), await open_store("MEMORY://")
+    await a.create_device()
+    assert await a.devices() == [1]
+    assert await b.devices() == []
+    await a.close()
+    await b.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [("memory://?pool_size=3", {}), ("memory://", {"pool_size": 3}), ("memory://?x", {})],
+)
+async def test_memory_with_options_is_a_config_error(url: str, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"pool_size|x"):
+        await open_store(url, **options)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["foo://host/db", "redis://localhost:6379/0", "mysql://u@h/db", "sqlite3:///x.db"],
+)
+async def test_unknown_scheme_names_the_known_schemes(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        await open_store(url)
+    message = str(info.value)
+    scheme = url.split("://")[0]
+    assert repr(scheme) in message
+    for known in ("memory", "sqlite", "postgresql", "postgres"):
+        assert known in message
+    assert "register_backend" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"foo://user:{PASSWORD}@host/db",
+        f"foo://user:{PASSWORD}@host:5432/db?sslmode=require",
+        f"redis://:{PASSWORD}@localhost:6379/0",
+        # Mistyped URLs that are not store URLs at all.
+        f"postgresql:/user:{PASSWORD}@host/db",
+        f"postgresql:user:{PASSWORD}@host/db",
+        f"user:{PASSWORD}@host/db",
+        f"//user:{PASSWORD}@host/db",
+    ],
+)
+async def test_password_never_appears_in_errors(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ConfigError) as info:
+        await open_store(url)
+    assert PASSWORD not in str(info.value)
+    assert PASSWORD not in repr(info.value)
+    assert PASSWORD not in caplog.text
+
+
+async def test_not_a_url_lists_url_forms() -> None:
+    with pytest.raises(ConfigError, match=r"memory://\.\.\.") as info:
+        await open_store("wa.db")
+    assert "sqlite://" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [123, None, b"memory://", object()])
+async def test_open_store_rejects_other_types(value: Any) -> None:
+    with pytest.raises(ConfigError):
+        await open_store(value)
+
+
+async def test_register_backend_makes_a_custom_scheme_work() -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    made = MemoryStore()
+
+    async def opener(url: str, **options: Any) -> MemoryStore:
+        calls.append((url, options))
+        return made
+
+    register_backend("myfake", opener)
+    assert "myfake" in known_schemes()
+    container = await open_store("myfake://host/db?size=2", retries=3)
+    assert container is made
+    assert calls == [("myfake://host/db?size=2", {"retries": 3})]
+    # Scheme matching is case-insensitive.
+    assert await open_store("MyFake://x") is made
+    # Unknown-scheme errors now name it too.
+    with pytest.raises(ConfigError, match="myfake"):
+        await open_store("nope://x")
+
+
+async def test_register_backend_can_override_a_builtin_scheme() -> None:
+    made = MemoryStore()
+
+    async def opener(url: str, **options: Any) -> MemoryStore:
+        return made
+
+    register_backend("memory", opener)
+    assert await open_store("memory://") is made
+
+
+@pytest.mark.parametrize("scheme", ["", "my scheme", "a/b", "x:y", "bäd", "foo://"])
+def test_register_backend_rejects_invalid_schemes(scheme: str) -> None:
+    async def opener(url: str, **options: Any) -> MemoryStore:
+        return MemoryStore()
+
+    with pytest.raises(ConfigError):
+        register_backend(scheme, opener)
+    assert scheme not in known_schemes()
+
+
+async def test_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        registry._BUILTIN, "fakedb", ("wastore_test_no_such_module", "open_fakedb", "fakedb")
+    )
+    with pytest.raises(ConfigError) as info:
+        await open_store(f"fakedb://user:{PASSWORD}@host/db")
+    message = str(info.value)
+    assert "pip install 'wastore[fakedb]'" in message
+    assert "wastore_test_no_such_module" in message
+    assert PASSWORD not in message
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://user:pw@host:5432/db", "postgresql://user:***@host:5432/db"),
+        ("postgres://u:p%40ss@h/db?sslmode=require", "postgres://u:***@h/db?sslmode=require"),
+        ("postgresql://user@host/db", "postgresql://user@host/db"),
+        ("sqlite:///wa.db", "sqlite:///wa.db"),
+        ("sqlite:///data/me@home.db", "sqlite:///data/me@home.db"),
+        ("postgresql:/user:pw@host/db", "postgresql:***@host/db"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://user:{PASSWORD}@host/db",
+        f"postgresql://user:{PASSWORD}@[::1]:5432/db",
+        f"postgresql:/user:{PASSWORD}@host/db",
+        f"user:{PASSWORD}@host",
+        f"postgresql://user:{PASSWORD}@host:notaport/db",
+        f"postgresql://user:{PASSWORD}/x@host/db",  # unescaped '/' in the password
+    ],
+)
+def test_redact_url_never_keeps_the_password(url: str) -> None:
+    assert PASSWORD not in redact_url(url)
+
+
+def test_url_options() -> None:
+    assert url_options("postgresql://h/db?pool_size=5&prefix=wa_&flag=") == {
+        "pool_size": "5",
+        "prefix": "wa_",
+        "flag": "",
+    }
+    assert url_options("memory://") == {}
