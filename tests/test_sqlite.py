@@ -515,3 +515,27 @@ async def test_lease_is_renewed_while_open(tmp_path: Path) -> None:
         con.close()
         assert not pm.lease_lost
         await pm.close()
+
+
+async def test_device_saves_are_fenced_by_the_lease(tmp_path: Path) -> None:
+    """A manager whose lease was taken over (it stalled past the expiry) cannot
+    overwrite the device row of the new holder."""
+    db = tmp_path / "a.db"
+    async with await open_file(db) as c:
+        device_id = await c.create_device()
+        stale = await PersistenceManager.open(c.backend(device_id), lease_ttl=60)
+        con = raw(db)
+        con.execute(
+            "UPDATE wastore_leases SET expires_at = ?, host = 'elsewhere'", (time.time() - 1,)
+        )
+        con.close()
+        fresh = await PersistenceManager.open(c.backend(device_id), holder="new holder")
+        await fresh.process_command(wastore.SetPushName("new"))
+        await fresh.flush()
+        await stale.process_command(wastore.SetPushName("stale"))
+        with pytest.raises(AccountInUseError, match="lost the account lease"):
+            await stale.flush()
+        assert (await c.backend(device_id).load()).push_name == "new"  # type: ignore[union-attr]
+        await fresh.close()
+        with pytest.raises(AccountInUseError):
+            await stale.close()

@@ -819,12 +819,13 @@ def _translate(err: sqlite3.Error, action: str) -> StoreError:
 class SqliteBackend:
     """One account's view of a :class:`SqliteStore`."""
 
-    __slots__ = ("_id", "_q", "_s")
+    __slots__ = ("_id", "_lease", "_q", "_s")
 
     def __init__(self, store: SqliteStore, device_id: int) -> None:
         self._s = store
         self._id = device_id
         self._q = store.q
+        self._lease: str | None = None
 
     def __repr__(self) -> str:
         return f"SqliteBackend(device_id={self._id}, path={str(self._s.path)!r})"
@@ -1347,8 +1348,15 @@ class SqliteBackend:
         d = v.instance(device, Device, "device")
         d.validate()
         row = codec.device_to_row(d, time.time_ns() // 1_000_000)
-        n = await self._write(self._q.update_device, (self._id, *row))
+        if self._lease is None:
+            n = await self._write(self._q.update_device, (self._id, *row))
+        else:  # fenced: only while this view still holds the account lease
+            n = await self._write(self._q.update_device_fenced, (self._id, *row, self._lease))
         if n == 0:
+            if self._lease is not None and await self.exists():
+                raise AccountInUseError(
+                    self._id, "another process", "this process lost the account lease"
+                )
             raise DeviceNotFoundError(self._id, "create() the device row before saving it")
 
     async def load(self) -> Device | None:
@@ -1394,6 +1402,7 @@ class SqliteBackend:
             c.execute(q.put_lease, (self._id, token, holder, _HOST, pid, now + ttl))
 
         await self._atomic(take)
+        self._lease = token
         return token
 
     async def renew_lease(self, token: str, ttl: float) -> bool:
@@ -1402,6 +1411,8 @@ class SqliteBackend:
 
     async def release_lease(self, token: str) -> None:
         await self._write(self._q.release_lease, (self._id, token))
+        if self._lease == token:
+            self._lease = None
 
 
 def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:

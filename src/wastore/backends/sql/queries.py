@@ -201,6 +201,10 @@ _STATEMENTS: Final[dict[str, str]] = {
     "insert_device_auto": f"INSERT INTO {{p}}device ({_DEVICE_COLS}) VALUES "
     f"({', '.join(f'${i}' for i in range(1, len(DEVICE_COLUMNS) + 1))}) RETURNING id",
     "update_device": f"UPDATE {{p}}device SET {_DEVICE_SET} WHERE id = $1",
+    # Lease fencing: a process that lost the account lease cannot overwrite the
+    # device row of the process that took it over.
+    "update_device_fenced": f"UPDATE {{p}}device SET {_DEVICE_SET} WHERE id = $1 AND EXISTS "
+    f"(SELECT 1 FROM {{p}}leases WHERE device_id = $1 AND token = ${len(DEVICE_COLUMNS) + 2})",
     "load_device": f"SELECT {_DEVICE_COLS} FROM {{p}}device WHERE id = $1",
     "device_exists": "SELECT 1 FROM {p}device WHERE id = $1",
     "list_devices": "SELECT id FROM {p}device ORDER BY id",
