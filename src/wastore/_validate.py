@@ -40,7 +40,17 @@ def address(value: object, what: str = "address") -> str:
         raise ValidationError(f"{what} must be 1..{MAX_ADDRESS_LEN} characters long, got {n}")
     if "\x00" in value:
         raise ValidationError(f"{what} must not contain NUL characters")
+    if not value.isascii():
+        _check_utf8(value, what)
     return value
+
+
+def _check_utf8(value: str, what: str) -> None:
+    """Reject strings no database can store (lone surrogates are not UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} is not valid Unicode text (lone surrogate)") from None
 
 
 def text(value: object, what: str, *, max_len: int = MAX_TEXT_LEN, allow_empty: bool = True) -> str:
@@ -52,6 +62,8 @@ def text(value: object, what: str, *, max_len: int = MAX_TEXT_LEN, allow_empty: 
         raise ValidationError(f"{what} must be {lo}..{max_len} characters long, got {n}")
     if "\x00" in value:
         raise ValidationError(f"{what} must not contain NUL characters")
+    if not value.isascii():
+        _check_utf8(value, what)
     return value
 
 

@@ -723,8 +723,9 @@ class MemoryBackend:
     async def save(self, device: Device) -> None:
         v.instance(device, Device, "device")
         stored = device.copy().frozen()  # copy() validates
-        acct, _ = await self._write()
-        acct.device = stored
+        acct, j = await self._write()
+        # Journalled like any other write, so a rolled-back transaction restores the row.
+        self._set(j, vars(acct), "device", stored)
 
     async def load(self) -> Device | None:
         dev = (await self._read()).device

@@ -1,0 +1,94 @@
+"""The backend contract test suite, for wastore's backends and for yours.
+
+Subclass :class:`BackendContractSuite` in a test module and give it a
+``container`` fixture that yields a :class:`wastore.Container`; pytest then runs
+every contract test against your backend::
+
+    import pytest_asyncio
+    from wastore.testing import BackendContractSuite
+
+    class TestMyBackend(BackendContractSuite):
+        @pytest_asyncio.fixture
+        async def container(self):
+            c = await open_my_container()
+            yield c
+            await c.close()
+
+The ``container`` fixture must give each test its own open container (function
+scope: one test closes it, and ``close()`` must be idempotent). It may hold
+other accounts: each test creates its own with ``container.create_device()``
+(fixtures ``backend`` and ``other_backend``). The tests are marked
+``pytest.mark.asyncio`` and work in pytest-asyncio's strict and auto modes.
+
+Needs the ``testing`` extra: ``pip install 'wastore[testing]'`` (pytest,
+pytest-asyncio, hypothesis).
+
+What the suite holds a backend to, beyond the docstrings of
+:mod:`wastore.contract`:
+
+- Argument checks: a wrong type (``bool`` is not an ``int``), an empty or
+  over-long string (addresses at most 512 characters, collection names 64), an
+  empty record, a key of the wrong length, a pre-key id outside ``[0, 2**24)``,
+  a non-list where a list is expected (a lone ``str`` or ``bytes`` included), or
+  a list holding one bad item raises :class:`wastore.ValidationError` - never
+  another exception - and nothing is written.
+- A batch with the same key twice behaves like the calls one after the other
+  (the last item wins).
+- User matching (``delete_signal_state_for_user``) takes the user literally:
+  ``_`` and ``%`` are not wildcards.
+- ``set_sync_key`` replaces a key of the same timestamp (only a *newer* stored
+  key is kept). "Older than" a cutoff means strictly older.
+- A task outside a transaction never sees its uncommitted writes (it may wait
+  for the commit), and its own writes are not undone by that transaction's
+  rollback.
+- ``LeaseStore`` is optional; a backend that has it excludes a second holder
+  (:class:`wastore.AccountInUseError` naming the first) until the lease is
+  released or its ``ttl`` runs out.
+- A take of a sent message on a deleted account may find nothing or raise
+  :class:`wastore.DeviceNotFoundError`; every insert or update on a deleted
+  account raises :class:`wastore.DeviceNotFoundError`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# Rewrite the asserts of the test modules, so failures show the compared values.
+pytest.register_assert_rewrite(
+    "wastore.testing._appsync",
+    "wastore.testing._device",
+    "wastore.testing._protocol",
+    "wastore.testing._signal",
+    "wastore.testing._support",
+    "wastore.testing._transactions",
+    "wastore.testing._validation",
+)
+
+from ._appsync import AppSyncStoreContract  # noqa: E402
+from ._device import ContainerContract, DeviceStoreContract  # noqa: E402
+from ._protocol import ProtocolStoreContract  # noqa: E402
+from ._signal import SignalStoreContract  # noqa: E402
+from ._support import ContractFixtures  # noqa: E402
+from ._transactions import TransactionContract  # noqa: E402
+from ._validation import ValidationContract  # noqa: E402
+
+__all__ = ["BackendContractSuite"]
+
+
+@pytest.mark.asyncio
+class BackendContractSuite(
+    SignalStoreContract,
+    AppSyncStoreContract,
+    ProtocolStoreContract,
+    DeviceStoreContract,
+    ContainerContract,
+    TransactionContract,
+    ValidationContract,
+    ContractFixtures,
+):
+    """Every contract test of :mod:`wastore.contract`, for one backend.
+
+    Subclass it and define the ``container`` fixture (see the module docstring).
+    Fixtures provided: ``backend`` (a fresh account of ``container``) and
+    ``other_backend`` (a second one, for isolation tests).
+    """

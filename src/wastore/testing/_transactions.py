@@ -1,0 +1,278 @@
+"""Contract tests of ``Backend.transaction()``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any, TypeVar
+
+import pytest
+
+from ..contract import Backend
+from ..values import (
+    AppStateSyncKey,
+    DeviceInfo,
+    DeviceListRecord,
+    HashState,
+    LidPnMapping,
+    MsgSecret,
+    MutationMAC,
+)
+from ._support import (
+    ADDRESSES,
+    BASE_KEYS,
+    COLLECTIONS,
+    GROUPS,
+    INDEX_MACS,
+    LIDS,
+    MESSAGE_IDS,
+    PHONES,
+    PREKEY_IDS,
+    SENDER_KEY_ADDRESSES,
+    SIGNED_PREKEY_IDS,
+    SYNC_KEY_IDS,
+    USERS,
+    Abort,
+    hash128,
+    in_aborted_transaction,
+    key32,
+    populate,
+    record,
+    state_summary,
+)
+
+A, B, C = "111@s.whatsapp.net", "222@s.whatsapp.net", "333@s.whatsapp.net"
+
+T = TypeVar("T")
+
+# How long a test lets a task that runs beside an open transaction make progress.
+_GRACE = 0.1
+# How long a test waits for such a task once the transaction has ended.
+_DEADLINE = 10.0
+
+
+async def _finish(task: asyncio.Task[T]) -> T:
+    """Await a helper task after its transaction ended (bounded, so a hang fails the test)."""
+    return await asyncio.wait_for(task, _DEADLINE)
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _write_every_kind(b: Backend) -> None:
+    """Writes and deletes of every kind, over data that ``populate()`` wrote."""
+    device = await b.load()
+    assert device is not None
+    await b.save(dataclasses.replace(device, push_name="inside", login_counter=99))
+    await b.put_identity(ADDRESSES[0], key32("txn"))
+    await b.delete_identity(ADDRESSES[1])
+    await b.put_sessions_batch([(ADDRESSES[0], record("txn", 0)), (ADDRESSES[1], record("txn"))])
+    await b.delete_session(ADDRESSES[0])
+    await b.store_prekey(PREKEY_IDS[0], record("txn prekey"), False)
+    await b.mark_prekeys_uploaded([PREKEY_IDS[1]])
+    await b.remove_prekey(PREKEY_IDS[2])
+    await b.store_signed_prekey(SIGNED_PREKEY_IDS[1], record("txn spk"))
+    await b.remove_signed_prekey(SIGNED_PREKEY_IDS[0])
+    await b.put_sender_keys_batch([(SENDER_KEY_ADDRESSES[0], record("txn sk"))])
+    await b.delete_sender_key(SENDER_KEY_ADDRESSES[1])
+    await b.set_sync_key(SYNC_KEY_IDS[1], AppStateSyncKey(key32("txn"), b"", 10**12))
+    await b.set_version(COLLECTIONS[1], HashState(version=99, hash=hash128("txn")))
+    await b.put_mutation_macs(COLLECTIONS[1], 99, [MutationMAC(INDEX_MACS[1], key32("txn"))])
+    await b.clear_mutation_macs(COLLECTIONS[0])
+    await b.set_sender_key_status(GROUPS[1], [(ADDRESSES[1], False)])
+    await b.clear_all_sender_key_devices()
+    await b.put_lid_mappings([LidPnMapping(LIDS[1], PHONES[1], 5, 5, "txn")])
+    await b.save_base_key(ADDRESSES[1], MESSAGE_IDS[0], BASE_KEYS[1])
+    await b.delete_base_key(ADDRESSES[0], MESSAGE_IDS[0])
+    await b.update_device_lists([DeviceListRecord(USERS[1], (DeviceInfo(1),), 5)])
+    await b.delete_devices(USERS[0])
+    await b.touch_tc_token_sender_timestamp(ADDRESSES[1], 5)
+    await b.store_received_tc_token(ADDRESSES[0], b"txn", 10**9)
+    assert await b.take_sent_message(ADDRESSES[0], MESSAGE_IDS[0]) is not None
+    await b.store_sent_message(ADDRESSES[1], MESSAGE_IDS[0], record("txn sent"))
+    await b.put_msg_secrets([MsgSecret(ADDRESSES[1], ADDRESSES[1], MESSAGE_IDS[0], key32("s"))])
+    await b.delete_expired_msg_secrets(2**62)
+    await b.store_pending_inbound(ADDRESSES[0], ADDRESSES[1], MESSAGE_IDS[0], record("txn"))
+    await b.delete_pending_inbound(ADDRESSES[1], ADDRESSES[0], MESSAGE_IDS[0])
+    await b.put_group_metadata(GROUPS[1], record("txn meta"))
+    await b.delete_group_metadata(GROUPS[0])
+    await b.delete_signal_state_for_user(USERS[1])
+
+
+class TransactionContract:
+    """``async with backend.transaction():`` is atomic, nests as savepoints, and is isolated."""
+
+    async def test_committed_transaction_keeps_its_writes(self, backend: Backend) -> None:
+        async with backend.transaction():
+            await backend.put_session(A, record("a"))
+            await backend.put_identity(A, key32("a"))
+            await backend.store_prekeys_batch([(1, record(1))], False)
+        assert await backend.get_session(A) == record("a")
+        assert await backend.load_identity(A) == key32("a")
+        assert await backend.load_prekey(1) == record(1)
+
+    async def test_writes_are_visible_inside_the_transaction(self, backend: Backend) -> None:
+        await backend.put_session(A, record("old"))
+        async with backend.transaction():
+            await backend.put_session(A, record("new"))
+            await backend.store_prekey(1, record(1), False)
+            await backend.delete_session(B)
+            assert await backend.get_session(A) == record("new")
+            assert await backend.get_sessions([A, B]) == {A: record("new")}
+            assert await backend.count_prekeys() == (1, 0)
+            assert await backend.take_sent_message(A, "MSG") is None
+
+    async def test_raising_transaction_propagates_the_exception(self, backend: Backend) -> None:
+        error = Abort("the very same exception")
+        with pytest.raises(Abort) as caught:
+            async with backend.transaction():
+                raise error
+        assert caught.value is error
+
+    async def test_raising_transaction_leaves_nothing_behind(self, backend: Backend) -> None:
+        await populate(backend)
+        before = await state_summary(backend)
+
+        async def writes() -> None:
+            await _write_every_kind(backend)
+            assert await state_summary(backend) != before  # the writes did happen inside
+
+        with pytest.raises(Abort):
+            await in_aborted_transaction(backend, writes)
+        assert await state_summary(backend) == before
+
+    async def test_store_is_usable_after_a_rolled_back_transaction(self, backend: Backend) -> None:
+        with pytest.raises(Abort):
+            await in_aborted_transaction(backend, lambda: backend.put_session(A, record(1)))
+        await backend.put_session(B, record(2))
+        async with backend.transaction():
+            await backend.put_session(C, record(3))
+        assert await backend.get_sessions([A, B, C]) == {B: record(2), C: record(3)}
+
+    async def test_nested_block_that_raises_undoes_only_its_own_writes(
+        self, backend: Backend
+    ) -> None:
+        await backend.put_session(C, record("c before"))
+        async with backend.transaction():
+            await backend.put_session(A, record("outer"))
+
+            async def inner() -> None:
+                await backend.put_session(B, record("inner"))
+                await backend.put_session(A, record("inner overwrite"))
+                await backend.delete_session(C)
+                await backend.store_prekey(1, record(1), False)
+
+            with pytest.raises(Abort):
+                await in_aborted_transaction(backend, inner)
+            assert await backend.get_sessions([A, B, C]) == {
+                A: record("outer"),
+                C: record("c before"),
+            }
+            assert await backend.load_prekey(1) is None
+            await backend.put_identity(A, key32("after inner"))
+        assert await backend.get_sessions([A, B, C]) == {
+            A: record("outer"),
+            C: record("c before"),
+        }
+        assert await backend.load_identity(A) == key32("after inner")
+        assert await backend.count_prekeys() == (0, 0)
+
+    async def test_nested_block_joins_the_outer_transaction(self, backend: Backend) -> None:
+        async def outer() -> None:
+            await backend.put_session(A, record("outer"))
+            async with backend.transaction():
+                await backend.put_session(B, record("inner"))
+            assert await backend.get_session(B) == record("inner")
+
+        with pytest.raises(Abort):
+            await in_aborted_transaction(backend, outer)
+        assert await backend.get_sessions([A, B]) == {}
+
+    async def test_other_task_never_sees_uncommitted_writes(self, backend: Backend) -> None:
+        await backend.put_session(A, record("old"))
+        open_ = {"txn": True}
+        seen: list[tuple[bytes | None, bool]] = []
+
+        async def reader() -> None:
+            value = await backend.get_session(A)
+            seen.append((value, open_["txn"]))
+
+        task: asyncio.Task[None] | None = None
+        try:
+            async with backend.transaction():
+                await backend.put_session(A, record("new"))
+                task = asyncio.create_task(reader())
+                # The reader may answer now (with the committed value) or wait for the commit.
+                await asyncio.wait({task}, timeout=_GRACE)
+                open_["txn"] = False
+            assert task is not None
+            await _finish(task)
+        finally:
+            await _cancel(task)
+        [(value, during_txn)] = seen
+        if during_txn:
+            assert value == record("old"), "another task saw an uncommitted write"
+        else:
+            assert value in (record("old"), record("new"))
+        assert await backend.get_session(A) == record("new")
+
+    async def test_other_task_never_sees_rolled_back_writes(self, backend: Backend) -> None:
+        await backend.put_session(A, record("old"))
+        task: asyncio.Task[bytes | None] | None = None
+
+        async def body() -> None:
+            nonlocal task
+            await backend.put_session(A, record("rolled back"))
+            task = asyncio.create_task(backend.get_session(A))
+            await asyncio.wait({task}, timeout=_GRACE)
+
+        try:
+            with pytest.raises(Abort):
+                await in_aborted_transaction(backend, body)
+            assert task is not None
+            assert await _finish(task) == record("old")
+        finally:
+            await _cancel(task)
+        assert await backend.get_session(A) == record("old")
+
+    async def test_other_task_writes_survive_a_rollback(self, backend: Backend) -> None:
+        task: asyncio.Task[None] | None = None
+
+        async def body() -> None:
+            nonlocal task
+            await backend.put_session(A, record("mine"))
+            task = asyncio.create_task(backend.put_session(B, record("theirs")))
+            await asyncio.wait({task}, timeout=_GRACE)
+
+        try:
+            with pytest.raises(Abort):
+                await in_aborted_transaction(backend, body)
+            assert task is not None
+            await _finish(task)
+        finally:
+            await _cancel(task)
+        assert await backend.get_session(A) is None
+        assert await backend.get_session(B) == record("theirs")
+
+    async def test_concurrent_transactions_do_not_mix(self, backend: Backend) -> None:
+        async def commit(i: int) -> None:
+            async with backend.transaction():
+                await backend.put_session(A, record("commit", i))
+                await asyncio.sleep(0)
+                await backend.put_session(B, record("commit", i))
+
+        async def abort(i: int) -> None:
+            async def body() -> None:
+                await backend.put_session(C, record("abort", i))
+                await asyncio.sleep(0)
+
+            with pytest.raises(Abort):
+                await in_aborted_transaction(backend, body)
+
+        await asyncio.gather(*(commit(i) if i % 2 else abort(i) for i in range(8)))
+        found = await backend.get_sessions([A, B, C])
+        assert C not in found
+        assert found[A] == found[B]  # each transaction's pair of writes stayed together
