@@ -221,7 +221,7 @@ def row_problems(tables: Mapping[str, list[Row]]) -> list[str]:
     for row in tables.get("device", []):
 
         def device(row: Row = row) -> None:
-            dev = codec.row_to_device([row.get(c) for c in codec.DEVICE_COLUMNS], 0)
+            dev = codec.row_to_device([row.get(c) for c in codec.DEVICE_COLUMNS], None)
             bad = dev.key_problems()
             if bad:
                 raise ValidationError("; ".join(bad))
@@ -237,7 +237,11 @@ def row_problems(tables: Mapping[str, list[Row]]) -> list[str]:
         for row in tables.get(table, []):
             value = row.get(col)
             if not isinstance(value, bytes) or len(value) != size:
-                problems.append(f"{table}.{col} must be {size} bytes")
+                found = len(value) if isinstance(value, bytes) else type(value).__name__
+                problems.append(
+                    f"{table} row {_row_label(table, row)}: {col} must be {size} bytes, "
+                    f"found {found}"
+                )
     for row in tables.get("sync_keys", []):
         guard(
             "sync_keys row",
@@ -277,5 +281,27 @@ def row_problems(tables: Mapping[str, list[Row]]) -> list[str]:
         for row in tables.get(table, []):
             rec = row.get("record")
             if not isinstance(rec, bytes) or not rec:
-                problems.append(f"{table} row has an empty or missing record")
+                problems.append(
+                    f"{table} row {_row_label(table, row)} has an empty or missing record"
+                )
     return problems
+
+
+_LABEL_COLUMNS: Final = {
+    "identities": ("address",),
+    "sessions": ("address",),
+    "sender_keys": ("address",),
+    "prekeys": ("id",),
+    "signed_prekeys": ("id",),
+    "app_state_macs": ("name", "index_mac"),
+    "msg_secrets": ("chat", "sender", "msg_id"),
+}
+
+
+def _row_label(table: str, row: Row) -> str:
+    """The key of a row, short enough for a message (bytes as a hex prefix)."""
+    parts = []
+    for col in _LABEL_COLUMNS.get(table, ()):
+        value = row.get(col)
+        parts.append(value[:8].hex() + "…" if isinstance(value, bytes) else repr(value))
+    return ", ".join(parts) or "?"

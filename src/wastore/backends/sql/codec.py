@@ -125,9 +125,9 @@ def _opt_jid(value: Any) -> JID | None:
     return JID.parse(value)
 
 
-def row_to_device(row: Sequence[Any], device_id: int) -> Device:
+def row_to_device(row: Sequence[Any], device_id: int | None) -> Device:
     """Decode a row of :data:`DEVICE_COLUMNS` (``saved_at_ms`` may be left off)."""
-    what = f"device row of account {device_id}"
+    what = "the device row" if device_id is None else f"device row of account {device_id}"
     try:
         r = row
         return Device(

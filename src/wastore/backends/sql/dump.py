@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import CorruptRecordError
 from ...portable import COLUMNS, EXPORTED_TABLES, Row
 from .queries import to_sqlite
 from .schema import Dialect, check_prefix
@@ -37,21 +38,47 @@ def insert_sql(table: str, dialect: Dialect, prefix: str) -> str:
     return to_sqlite(sql) if dialect == "sqlite" else sql
 
 
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "text": (str,),
+    "real": (float, int),
+}
+
+
 def to_rows(table: str, records: Sequence[Sequence[Any]]) -> list[Row]:
-    """Database rows -> dump rows (booleans normalised, bytes-like -> bytes)."""
+    """Database rows -> dump rows (booleans normalised, bytes-like -> bytes).
+
+    Raises:
+        CorruptRecordError: a value of the wrong type for its column (an export
+            never carries a value the store could not read back).
+    """
     cols = COLUMNS[table]
     out: list[Row] = []
-    for rec in records:
+    for n, rec in enumerate(records):
         row: Row = {}
         for (name, kind), value in zip(cols, rec, strict=True):
             if value is not None:
-                if kind == "bool":
-                    value = bool(value)
-                elif kind == "blob" and not isinstance(value, bytes):
-                    value = bytes(value)
+                value = _column_value(table, n, name, kind, value)
             row[name] = value
         out.append(row)
     return out
+
+
+def _column_value(table: str, n: int, name: str, kind: str, value: Any) -> Any:
+    if kind == "bool":
+        if value is True or value is False or (type(value) is int and value in (0, 1)):
+            return bool(value)
+    elif kind == "blob":
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, bytearray | memoryview):
+            return bytes(value)
+    elif isinstance(value, _PY_TYPES[kind]) and not isinstance(value, bool):
+        return value
+    raise CorruptRecordError(
+        f"{table} row {n}, column {name}: a {type(value).__name__} is stored where "
+        f"the schema has {kind}"
+    )
 
 
 def to_params(table: str, row: Row, device_id: int | None) -> tuple[Any, ...]:
