@@ -1,0 +1,8 @@
+"""Adapters between wastore and other libraries.
+
+Each adapter lives in its own subpackage and needs an optional extra; importing
+``wastore`` never imports them:
+
+- :mod:`wastore.interop.axolotl` — store classes for python-axolotl, the Python
+  Signal implementation (``pip install 'wastore[axolotl]'``).
+"""
