@@ -1,4 +1,4 @@
-"""examples/signal_example.py runs as documented, and docs/axolotl.md shows it verbatim."""
+"""examples/signal_example.py runs as documented, and the README shows it verbatim."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import wastore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "signal_example.py"
-DOC = ROOT / "docs" / "axolotl.md"
+DOC = ROOT / "README.md"
 
 EXPECTED = [
     "Bob decrypted a pre-key message: 'Hello Bob!'",
@@ -63,5 +63,5 @@ def test_the_docs_show_the_example_verbatim() -> None:
     match = re.search(
         r"<!-- begin examples/signal_example.py -->\n```python\n(.*?)```\n", doc, re.DOTALL
     )
-    assert match, "docs/axolotl.md lost the example block"
+    assert match, "the README lost the example block"
     assert match.group(1) == EXAMPLE.read_text()
