@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import queue
 import random
@@ -36,8 +37,10 @@ PEERS = 2000
 RECORD = 1200
 
 SCHEMA = """
-CREATE TABLE identities (device_id INTEGER, address TEXT, key BLOB, PRIMARY KEY (device_id, address)) WITHOUT ROWID;
-CREATE TABLE sessions (device_id INTEGER, address TEXT, record BLOB, PRIMARY KEY (device_id, address)) WITHOUT ROWID;
+CREATE TABLE identities (device_id INTEGER, address TEXT, key BLOB,
+    PRIMARY KEY (device_id, address)) WITHOUT ROWID;
+CREATE TABLE sessions (device_id INTEGER, address TEXT, record BLOB,
+    PRIMARY KEY (device_id, address)) WITHOUT ROWID;
 """
 Q_ID = "SELECT key FROM identities WHERE device_id = ?1 AND address = ?2"
 Q_GET = "SELECT record FROM sessions WHERE device_id = ?1 AND address = ?2"
@@ -71,7 +74,10 @@ def connect(path: str, *, autockpt: bool = True) -> sqlite3.Connection:
 
 def workload(n: int) -> list[tuple[str, bytes]]:
     rnd = random.Random(2)
-    return [(f"{1000000 + rnd.randrange(PEERS)}@s.whatsapp.net", rnd.randbytes(RECORD)) for _ in range(n)]
+    return [
+        (f"{1000000 + rnd.randrange(PEERS)}@s.whatsapp.net", rnd.randbytes(RECORD))
+        for _ in range(n)
+    ]
 
 
 def raw(path: str, ops: list[tuple[str, bytes]]) -> float:
@@ -129,7 +135,7 @@ def inline(
 
         tick = asyncio.create_task(ticker()) if stall is not None else None
         t = time.perf_counter()
-        for i, (a, rec) in enumerate(ops):
+        for a, rec in ops:
             await load_identity(a)
             await get_session(a)
             await put_session(a, rec)
@@ -151,9 +157,9 @@ def to_thread(path: str, ops: list[tuple[str, bytes]]) -> float:
         w = connect(path)
         t = time.perf_counter()
         for a, rec in ops:
-            await asyncio.to_thread(lambda: w.execute(Q_ID, (1, a)).fetchone())
-            await asyncio.to_thread(lambda: w.execute(Q_GET, (1, a)).fetchone())
-            await asyncio.to_thread(lambda: w.execute(Q_PUT, (1, a, rec)))
+            await asyncio.to_thread(w.execute, Q_ID, (1, a))
+            await asyncio.to_thread(w.execute, Q_GET, (1, a))
+            await asyncio.to_thread(w.execute, Q_PUT, (1, a, rec))
         return len(ops) / (time.perf_counter() - t)
 
     return asyncio.run(main())
@@ -180,18 +186,18 @@ def queue_thread(path: str, ops: list[tuple[str, bytes]]) -> float:
     async def main() -> float:
         q: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
 
+        w = connect(path)
+
         def worker() -> None:
-            w = connect(path)
             while (item := q.get()) is not None:
                 fn, fut = item
                 try:
                     fut.set_result(fn())
-                except BaseException as e:  # noqa: BLE001
+                except BaseException as e:
                     fut.set_exception(e)
 
         th = threading.Thread(target=worker, daemon=True)
         th.start()
-        w = connect(path)
 
         async def call(fn: Callable[[], Any]) -> Any:
             fut: Future[Any] = Future()
@@ -200,9 +206,9 @@ def queue_thread(path: str, ops: list[tuple[str, bytes]]) -> float:
 
         t = time.perf_counter()
         for a, rec in ops:
-            await call(lambda: w.execute(Q_ID, (1, a)).fetchone())
-            await call(lambda: w.execute(Q_GET, (1, a)).fetchone())
-            await call(lambda: w.execute(Q_PUT, (1, a, rec)))
+            await call(functools.partial(w.execute, Q_ID, (1, a)))
+            await call(functools.partial(w.execute, Q_GET, (1, a)))
+            await call(functools.partial(w.execute, Q_PUT, (1, a, rec)))
         el = time.perf_counter() - t
         q.put(None)
         th.join()
