@@ -52,6 +52,7 @@ Key = tuple[int, str]
 
 DEFAULT_MAX_ENTRIES: Final = 10_000
 DEFAULT_FLUSH_WINDOW: Final = 0.025
+_MISSING: Final[Any] = object()
 
 
 class SignalCache:
@@ -82,6 +83,7 @@ class SignalCache:
         self._seq = 0
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._woken = False  # _wake was set since the flusher last cleared it
         self._flusher: asyncio.Task[None] | None = None
         self._stopping = False
         self.flushes = 0
@@ -114,6 +116,8 @@ class SignalCache:
         return (kind, address) in self._dirty
 
     # -- core ----------------------------------------------------------------
+    # These run on every Signal operation of the client: one dictionary probe per
+    # read, no method call that can be avoided.
     def _touch(self, key: Key) -> bool:
         """True (and mark recently used) if ``key`` is cached."""
         if key in self._entries:
@@ -121,13 +125,21 @@ class SignalCache:
             return True
         return False
 
+    def _notify(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
+
     def _write(self, key: Key, value: bytes | None) -> None:
-        self._seq += 1
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        self._dirty[key] = self._seq
-        self._wake.set()
-        if len(self._entries) > self._max:
+        self._seq = seq = self._seq + 1
+        entries = self._entries
+        entries[key] = value
+        entries.move_to_end(key)
+        self._dirty[key] = seq
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
+        if len(entries) > self._max:
             self._evict()
 
     def _fill(self, key: Key, value: bytes | None) -> bytes | None:
@@ -154,8 +166,16 @@ class SignalCache:
 
     async def _get(self, kind: int, address: str) -> bytes | None:
         key = (kind, address)
-        if self._touch(key):
-            return self._entries[key]
+        entries = self._entries
+        value = entries.get(key, _MISSING)
+        if value is not _MISSING:
+            entries.move_to_end(key)
+            cached: bytes | None = value
+            return cached
+        return await self._load(key)
+
+    async def _load(self, key: Key) -> bytes | None:
+        kind, address = key
         if kind == SESSION:
             value = await self._b.get_session(address)
         elif kind == IDENTITY:
@@ -166,7 +186,14 @@ class SignalCache:
 
     # -- sessions -------------------------------------------------------------
     async def get_session(self, address: str) -> bytes | None:
-        return await self._get(SESSION, v.address(address))
+        key = (SESSION, v.address(address))
+        entries = self._entries
+        value = entries.get(key, _MISSING)  # _get(), inlined: the hottest read
+        if value is not _MISSING:
+            entries.move_to_end(key)
+            cached: bytes | None = value
+            return cached
+        return await self._load(key)
 
     async def get_sessions(self, addresses: Sequence[str]) -> dict[str, bytes]:
         wanted = v.address_list(addresses)
@@ -189,7 +216,18 @@ class SignalCache:
         return out
 
     async def put_session(self, address: str, record: bytes) -> None:
-        self._write((SESSION, v.address(address)), v.blob(record, "session record"))
+        key = (SESSION, v.address(address))
+        value = v.blob(record, "session record")
+        self._seq = seq = self._seq + 1  # _write(), inlined: the hottest write
+        entries = self._entries
+        entries[key] = value
+        entries.move_to_end(key)
+        self._dirty[key] = seq
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
+        if len(entries) > self._max:
+            self._evict()
 
     async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         for a, r in v.address_records(items, "sessions").items():
@@ -203,7 +241,14 @@ class SignalCache:
 
     # -- identities -------------------------------------------------------------
     async def load_identity(self, address: str) -> bytes | None:
-        return await self._get(IDENTITY, v.address(address))
+        key = (IDENTITY, v.address(address))
+        entries = self._entries
+        value = entries.get(key, _MISSING)  # _get(), inlined
+        if value is not _MISSING:
+            entries.move_to_end(key)
+            cached: bytes | None = value
+            return cached
+        return await self._load(key)
 
     async def put_identity(self, address: str, key: bytes) -> None:
         self._write((IDENTITY, v.address(address)), v.fixed(key, "identity key", 32))
@@ -264,7 +309,7 @@ class SignalCache:
         id = v.prekey_id(id)
         self._seq += 1
         self._consumed_prekeys[id] = self._seq
-        self._wake.set()
+        self._notify()
 
     async def load_prekey(self, id: int) -> bytes | None:
         id = v.prekey_id(id)
@@ -397,6 +442,7 @@ class SignalCache:
                 return
             if self._window:
                 await asyncio.sleep(self._window)  # coalesce the burst
+            self._woken = False
             self._wake.clear()
             try:
                 await self.flush()
@@ -414,7 +460,7 @@ class SignalCache:
                     type(err).__name__,
                     err,
                 )
-                self._wake.set()
+                self._notify()
                 await asyncio.sleep(delay)
 
     async def close(self) -> None:

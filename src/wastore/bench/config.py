@@ -1,0 +1,119 @@
+"""Sizes of the workloads (full and ``--quick``), and the workload names.
+
+The full sizes are those of ``BENCHMARKS.md``. ``--quick`` keeps every
+workload and every implementation but runs fewer operations per repetition
+(see :data:`QUICK`); the ratios it prints are noisier, not different in kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Final
+
+WORKLOADS: Final = ("W1d", "W1c", "W2", "W3", "W4", "W5")
+
+WHAT: Final[dict[str, str]] = {
+    "W1d": "load_identity + get_session + committed put_session (1,200 B), peer of 2,000",
+    "W1c": "W1 through the SignalCache (flusher on); time includes the final flush()",
+    "W2": "one fan-out to 1,024 devices: get_sessions + put_sessions_batch + sender key get/put",
+    "W3": "store 812 pre-keys (1 batch), mark uploaded, 812 x (load_prekey, remove_prekey)",
+    "W4": "put 50,000 MACs in batches of 500, then 50 x get_mutation_macs of 1,000 (half present)",
+    "W5": "open container, then per account: PersistenceManager.open + snapshot + get_session",
+}
+"""What one operation of each workload is (at full size)."""
+
+UNITS: Final[dict[str, str]] = {
+    "W1d": "ops/s",
+    "W1c": "ops/s",
+    "W2": "fan-outs/s",
+    "W3": "refills/s",
+    "W4": "syncs/s",
+    "W5": "accounts/s",
+}
+
+SEED: Final = 20261126
+"""Every record is random bytes from ``random.Random(SEED + n)``."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of each workload one run does."""
+
+    reps: int = 5
+    """Timed repetitions per workload and implementation (after one warm-up)."""
+    # W1
+    w1_peers: int = 2000
+    w1_ops: int = 20_000
+    w1_record: int = 1200
+    w1_ops_pg: int = 10_000
+    """W1 operations for PostgreSQL (three round trips each: slower, same rate)."""
+    w1_ops_yowsup: int = 4000
+    """yowsup commits with an fsync twice per operation; it runs a prefix of the same sequence."""
+    w1_ops_baileys: int = 10_000
+    w1_warmup: int = 2000
+    # W2
+    w2_group: int = 1024
+    w2_fanouts: int = 20
+    w2_record: int = 1200
+    w2_sender_key: int = 256
+    # W3
+    w3_prekeys: int = 812
+    w3_cycles: int = 10
+    w3_cycles_yowsup: int = 1
+    w3_record: int = 72
+    """A serialized libsignal PreKeyRecord: id, 33-byte public key, 32-byte private key."""
+    # W4
+    w4_macs: int = 50_000
+    w4_batch: int = 500
+    w4_gets: int = 50
+    w4_get_size: int = 1000
+    # W5
+    w5_accounts: int = 1000
+    w5_sessions: int = 50
+    w5_record: int = 1200
+    w5_runs: int = 5
+    pg_pool_size: int = 10
+
+    def scaled(self, **changes: int) -> Sizes:
+        return dataclasses.replace(self, **changes)
+
+
+FULL: Final = Sizes()
+
+QUICK: Final = FULL.scaled(
+    w1_ops=4000,
+    w1_ops_pg=2000,
+    w1_ops_yowsup=1000,
+    w1_ops_baileys=2000,
+    w1_warmup=500,
+    w2_fanouts=5,
+    w3_cycles=2,
+    w4_macs=10_000,
+    w4_gets=10,
+    w5_runs=3,
+)
+"""``--quick``: a fifth of the W1/W2 operations, 10,000 MACs in W4, 3 W5 runs, same data sizes."""
+
+
+def tiny() -> Sizes:
+    """Sizes for the test suite's smoke test (seconds, not minutes)."""
+    return FULL.scaled(
+        reps=2,
+        w1_peers=50,
+        w1_ops=200,
+        w1_ops_pg=100,
+        w1_ops_yowsup=50,
+        w1_ops_baileys=100,
+        w1_warmup=20,
+        w2_group=64,
+        w2_fanouts=2,
+        w3_prekeys=40,
+        w3_cycles=1,
+        w4_macs=1000,
+        w4_gets=3,
+        w4_get_size=100,
+        w5_accounts=20,
+        w5_sessions=3,
+        w5_runs=1,
+    )

@@ -1,0 +1,412 @@
+"""The whole run: every implementation, every workload, then the report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import raw_sqlite, report, store_workloads
+from .config import Sizes
+from .data import W5Data, write_file
+from .measure import Result, Runner, interleaved
+from .peers import Baileys, PeerUnavailable, Yowsup, default_cache_dir, node_version, to_result
+from .pg import ENV_URL, PgCluster, db_url, find_bindir
+
+ALL_IMPLS = ("memory", "sqlite", "raw-sqlite3", "postgres", "raw-asyncpg", "yowsup", "baileys")
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class Options:
+    sizes: Sizes
+    workloads: set[str]
+    impls: set[str]
+    out: Path
+    cache: Path | None = None
+    chart: bool = True
+    quiet: bool = False
+    command: str = ""
+
+
+class _Logger:
+    def __init__(self, quiet: bool) -> None:
+        self.t0 = time.monotonic()
+        self.quiet = quiet
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[{time.monotonic() - self.t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def _merge(*groups: dict[str, list[Runner]]) -> dict[str, list[Runner]]:
+    out: dict[str, list[Runner]] = {}
+    for g in groups:
+        for key, runners in g.items():
+            out.setdefault(key, []).extend(runners)
+    return out
+
+
+async def _run_groups(groups: dict[str, list[Runner]], reps: int, log: Log) -> list[Result]:
+    results: list[Result] = []
+    for key in ("W1", "W2", "W3", "W4"):
+        if key in groups:
+            results += await interleaved(groups[key], reps, log)
+    return results
+
+
+def _failed(workloads: Sequence[str], impl: str, err: BaseException) -> list[Result]:
+    msg = f"{type(err).__name__}: {err}"
+    return [Result(w, impl, error=msg) for w in workloads]
+
+
+# -- in-process implementations ------------------------------------------------
+async def _memory(data: store_workloads.Data, o: Options, log: Log) -> list[Result]:
+    from ..backends.memory import MemoryStore
+
+    store = MemoryStore()
+    acc = await store_workloads.prepare(store, data)
+    groups = store_workloads.runners("memory", store, acc, data, o.workloads, o.sizes.w1_ops)
+    try:
+        return await _run_groups(groups, o.sizes.reps, log)
+    finally:
+        await store.close()
+
+
+async def _sqlite(data: store_workloads.Data, o: Options, tmp: Path, log: Log) -> list[Result]:
+    from ..backends.sqlite import SqliteStore
+
+    log("preparing the SQLite databases")
+    template = tmp / "template.db"
+    tpl = await SqliteStore.open(template)
+    acc = await store_workloads.prepare(tpl, data)
+    await tpl.close()
+    groups: list[dict[str, list[Runner]]] = []
+    raw: raw_sqlite.RawSqlite | None = None
+    store: SqliteStore | None = None
+    try:
+        if "raw-sqlite3" in o.impls:
+            shutil.copyfile(template, tmp / "raw.db")
+            raw = raw_sqlite.RawSqlite(tmp / "raw.db")
+            groups.append(raw_sqlite.runners(raw, acc, data, o.workloads, o.sizes.w1_ops))
+        if "sqlite" in o.impls:
+            shutil.copyfile(template, tmp / "store.db")
+            store = await SqliteStore.open(tmp / "store.db")
+            groups.append(
+                store_workloads.runners("sqlite", store, acc, data, o.workloads, o.sizes.w1_ops)
+            )
+        return await _run_groups(_merge(*groups), o.sizes.reps, log)
+    finally:
+        if raw is not None:
+            raw.close()
+        if store is not None:
+            await store.close()
+
+
+def _w5(impl: str, url: str, o: Options, log: Log, bound: int, **opts: Any) -> Result:
+    """Set up the W5 database (not timed), then time it in a fresh process per run."""
+    from . import w5
+
+    sizes = o.sizes
+    log(f"W5 {impl}: setting up {sizes.w5_accounts} accounts x {sizes.w5_sessions} sessions")
+    asyncio.run(w5.setup(url, sizes.w5_accounts, W5Data.make(sizes).sessions, **opts))
+    res = Result("W5", impl, ops=sizes.w5_accounts)
+    res.extra = {
+        "accounts": sizes.w5_accounts,
+        "seconds": [],
+        "rss_growth_mib": [],
+        "rss_peak_mib": [],
+        "connections": [],
+        "bound": bound,
+    }
+    cmd = [sys.executable, "-m", "wastore.bench.w5", url]
+    if "pool_size" in opts:
+        cmd += ["--pool-size", str(opts["pool_size"])]
+    log(f"W5 {impl}: {sizes.w5_runs} runs")
+    for _ in range(sizes.w5_runs):
+        proc = subprocess.run(  # noqa: S603 -- our own module, our interpreter
+            cmd, capture_output=True, text=True, timeout=600, check=False
+        )
+        if proc.returncode != 0:
+            res.error = f"W5 child failed: {proc.stderr.strip()[-800:]}"
+            return res
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        res.runs.append(out["accounts"] / out["seconds"])
+        res.extra["seconds"].append(round(out["seconds"], 4))
+        res.extra["rss_growth_mib"].append(round(out["rss_growth_kib"] / 1024, 2))
+        res.extra["rss_peak_mib"].append(round(out["rss_peak_kib"] / 1024, 2))
+        res.extra["connections"].append(out["connections"])
+        res.ops = out["accounts"]
+    return res
+
+
+async def _pg_admin(url: str, sql: Sequence[str]) -> None:
+    import asyncpg
+
+    conn: Any = await asyncpg.connect(url)
+    try:
+        for s in sql:
+            await conn.execute(s)
+    finally:
+        await conn.close()
+
+
+async def _postgres(data: store_workloads.Data, o: Options, url: str, log: Log) -> list[Result]:
+    from ..backends.postgres import PostgresStore
+    from . import raw_pg
+
+    tag = f"wastore_bench_{os.getpid()}"
+    tpl, store_db, raw_db = f"{tag}_tpl", f"{tag}_store", f"{tag}_raw"
+    log("preparing the PostgreSQL databases")
+    await _pg_admin(url, [f'CREATE DATABASE "{tpl}" TEMPLATE template0'])
+    try:
+        s = await PostgresStore.open(db_url(url, tpl), pool_size=o.sizes.pg_pool_size)
+        try:
+            acc = await store_workloads.prepare(s, data)
+        finally:
+            await s.close()
+        await _pg_admin(
+            url,
+            [
+                f'CREATE DATABASE "{store_db}" TEMPLATE "{tpl}"',
+                f'CREATE DATABASE "{raw_db}" TEMPLATE "{tpl}"',
+            ],
+        )
+        await _pg_admin(db_url(url, store_db), ["VACUUM ANALYZE"])
+        await _pg_admin(db_url(url, raw_db), ["VACUUM ANALYZE"])
+        groups: list[dict[str, list[Runner]]] = []
+        raw: raw_pg.RawPg | None = None
+        store: PostgresStore | None = None
+        try:
+            if "raw-asyncpg" in o.impls:
+                raw = await raw_pg.RawPg.connect(db_url(url, raw_db))
+                groups.append(raw_pg.runners(raw, acc, data, o.workloads, o.sizes.w1_ops_pg))
+            if "postgres" in o.impls:
+                store = await PostgresStore.open(
+                    db_url(url, store_db), pool_size=o.sizes.pg_pool_size
+                )
+                groups.append(
+                    store_workloads.runners(
+                        "postgres", store, acc, data, o.workloads, o.sizes.w1_ops_pg
+                    )
+                )
+            return await _run_groups(_merge(*groups), o.sizes.reps, log)
+        finally:
+            if raw is not None:
+                await raw.close()
+            if store is not None:
+                await store.close()
+    finally:
+        with contextlib.suppress(Exception):
+            await _pg_admin(
+                url,
+                [f'DROP DATABASE IF EXISTS "{d}" WITH (FORCE)' for d in (store_db, raw_db, tpl)],
+            )
+
+
+def _postgres_section(
+    data: store_workloads.Data, o: Options, meta: dict[str, Any], log: Log
+) -> list[Result]:
+    wanted_impls = {"postgres", "raw-asyncpg"} & o.impls
+    w14 = sorted(o.workloads - {"W5"})
+    names = [(w, i) for i in sorted(wanted_impls) for w in w14]
+    if "postgres" in wanted_impls and "W5" in o.workloads:
+        names.append(("W5", "postgres"))
+    if not names:
+        return []
+    try:
+        import asyncpg  # noqa: F401
+
+        from ..backends.postgres import PostgresStore  # noqa: F401
+    except ImportError as err:
+        why = f"PostgresStore or asyncpg is not available ({err}); pip install 'wastore[postgres]'"
+        log(f"skipping PostgreSQL: {why}")
+        return [Result(w, i, error=why) for w, i in names]
+    cluster: PgCluster | None = None
+    url = os.environ.get(ENV_URL, "").strip()
+    results: list[Result] = []
+    try:
+        if not url:
+            bindir = find_bindir()
+            if bindir is None:
+                why = f"no PostgreSQL server binaries (initdb, pg_ctl) and {ENV_URL} is not set"
+                log(f"skipping PostgreSQL: {why}")
+                return [Result(w, i, error=why) for w, i in names]
+            log(f"starting a throwaway PostgreSQL ({bindir})")
+            cluster = PgCluster(bindir)
+            cluster.start()
+            url = cluster.url
+            meta["postgresql"] = cluster.version()
+        else:
+            meta["postgresql"] = f"external server ({ENV_URL})"
+        if w14:
+            results += asyncio.run(_postgres(data, o, url, log))
+        if ("W5", "postgres") in names:
+            w5db = f"wastore_bench_{os.getpid()}_w5"
+            asyncio.run(_pg_admin(url, [f'CREATE DATABASE "{w5db}" TEMPLATE template0']))
+            try:
+                pool = o.sizes.pg_pool_size
+                results.append(_w5("postgres", db_url(url, w5db), o, log, pool, pool_size=pool))
+            except Exception as err:
+                results.append(Result("W5", "postgres", error=f"{type(err).__name__}: {err}"))
+            finally:
+                with contextlib.suppress(Exception):
+                    asyncio.run(_pg_admin(url, [f'DROP DATABASE IF EXISTS "{w5db}" WITH (FORCE)']))
+    except Exception as err:
+        done = {(r.workload, r.impl) for r in results}
+        results += [
+            Result(w, i, error=f"{type(err).__name__}: {err}")
+            for w, i in names
+            if (w, i) not in done
+        ]
+    finally:
+        if cluster is not None:
+            log("stopping PostgreSQL")
+            cluster.destroy()
+    return results
+
+
+# -- peers in other processes ------------------------------------------------------
+def _peers(
+    data: store_workloads.Data, o: Options, tmp: Path, meta: dict[str, Any], log: Log
+) -> list[Result]:
+    sizes = o.sizes
+    wanted = o.workloads & {"W1d", "W3"}
+    if not wanted or not ({"yowsup", "baileys"} & o.impls):
+        return []
+    cache = o.cache or default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    data_file = tmp / "peers.bin"
+    ops = max(sizes.w1_ops_yowsup, sizes.w1_ops_baileys)
+    write_file(data_file, sizes, data.w1, data.w3, min(ops, len(data.w1.op_peers)))
+    results: list[Result] = []
+    common = {"reps": sizes.reps}
+    if "yowsup" in o.impls:
+        y = Yowsup(cache, log)
+        try:
+            y.install()
+        except PeerUnavailable as err:
+            log(f"yowsup unavailable: {err}")
+            results += [Result(w, "yowsup", error=str(err)) for w in sorted(wanted)]
+        else:
+            wd = tmp / "yowsup"
+            wd.mkdir()
+            w1opts = {"ops": sizes.w1_ops_yowsup, "warmup": min(sizes.w1_warmup, 500), **common}
+            jobs: list[tuple[str, str, str, dict[str, int], str]] = []
+            if "W1d" in wanted:
+                jobs += [
+                    ("W1d", "yowsup", "W1d", w1opts, "SessionRecord objects, fsync per commit"),
+                    ("W1d", "yowsup-sql", "W1d-rows", w1opts, "yowsup's SQL with plain bytes"),
+                ]
+            if "W3" in wanted:
+                jobs.append(
+                    (
+                        "W3",
+                        "yowsup",
+                        "W3",
+                        {"cycles": sizes.w3_cycles_yowsup, **common},
+                        "PreKeyRecord objects, one commit per key",
+                    )
+                )
+            for wl, impl, mode, opts, note in jobs:
+                log(f"{wl} {impl}")
+                try:
+                    out = y.run(mode, data_file, wd, **opts)
+                    meta.setdefault("peers", {})["yowsup"] = {
+                        k: out.get(k) for k in ("yowsup", "python-axolotl", "protobuf")
+                    }
+                    results.append(to_result(wl, impl, out, note))
+                except PeerUnavailable as err:
+                    results.append(Result(wl, impl, error=str(err)))
+    if "baileys" in o.impls:
+        b = Baileys(cache, log)
+        try:
+            b.install()
+        except PeerUnavailable as err:
+            log(f"Baileys unavailable: {err}")
+            results += [Result(w, "baileys", error=str(err)) for w in sorted(wanted)]
+        else:
+            wd = tmp / "baileys"
+            wd.mkdir()
+            meta["node"] = node_version()
+            if "W1d" in wanted:
+                log("W1d baileys")
+                try:
+                    out = b.run(
+                        "W1d",
+                        data_file,
+                        wd,
+                        ops=sizes.w1_ops_baileys,
+                        warmup=min(sizes.w1_warmup, 1000),
+                        **common,
+                    )
+                    meta.setdefault("peers", {})["baileys"] = out.get("baileys")
+                    results.append(to_result("W1d", "baileys", out, "one JSON file per key"))
+                except PeerUnavailable as err:
+                    results.append(Result("W1d", "baileys", error=str(err)))
+            if "W3" in wanted:
+                log("W3 baileys")
+                try:
+                    out = b.run("W3", data_file, wd, cycles=sizes.w3_cycles, **common)
+                    results.append(to_result("W3", "baileys", out, "one JSON file per pre-key"))
+                except PeerUnavailable as err:
+                    results.append(Result("W3", "baileys", error=str(err)))
+    return results
+
+
+# -- the run -------------------------------------------------------------------------
+def run(o: Options) -> dict[str, Any]:
+    """Run everything ``o`` asks for, print the tables, write the JSON (and the chart)."""
+    log = _Logger(o.quiet)
+    meta: dict[str, Any] = {
+        "command": o.command,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": report.machine(),
+    }
+    if o.chart and not report.have_matplotlib():
+        log(report.MATPLOTLIB_MISSING)
+    o.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    data = store_workloads.Data.make(o.sizes)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="wastore-bench-") as tmpname:
+        tmp = Path(tmpname)
+        if "memory" in o.impls and o.workloads - {"W5"}:
+            results += asyncio.run(_memory(data, o, log))
+        if {"sqlite", "raw-sqlite3"} & o.impls and o.workloads - {"W5"}:
+            results += asyncio.run(_sqlite(data, o, tmp, log))
+        if "sqlite" in o.impls and "W5" in o.workloads:
+            try:
+                results.append(_w5("sqlite", f"sqlite:///{tmp / 'w5.db'}", o, log, 3))
+            except Exception as err:
+                results.append(Result("W5", "sqlite", error=f"{type(err).__name__}: {err}"))
+        results += _postgres_section(data, o, meta, log)
+        results += _peers(data, o, tmp, meta, log)
+    meta["seconds"] = round(time.monotonic() - t0, 1)
+    meta["machine"]["loadavg_end"] = report.machine().get("loadavg")
+    gl = report.goals(results)
+    title = f"wastore benchmarks ({o.command or 'python -m wastore.bench'})"
+    if not o.quiet:
+        report.print_tables(results, gl, title)
+    sizes = dataclasses.asdict(o.sizes)
+    report.write_json(o.out / "results.json", meta, sizes, results, gl)
+    (o.out / "results.md").write_text(report.markdown(results, gl))
+    if o.chart:
+        if report.have_matplotlib():
+            report.chart(o.out / "chart.png", results, title)
+            log(f"wrote {o.out / 'results.json'}, {o.out / 'results.md'}, {o.out / 'chart.png'}")
+        else:
+            log(report.MATPLOTLIB_MISSING)
+    else:
+        log(f"wrote {o.out / 'results.json'} and {o.out / 'results.md'}")
+    return {"meta": meta, "results": results, "goals": gl}
