@@ -286,3 +286,46 @@ async def test_manager_flush_flushes_the_cache(store: Any) -> None:
     await pm.flush()
     assert await backend.get_session(A) == b"s"
     await pm.close()
+
+
+class _SlowReads:
+    """A backend whose session reads suspend after reading (as a server round trip does)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def get_session(self, address: str) -> bytes | None:
+        value = await self._inner.get_session(address)
+        await asyncio.sleep(0.05)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_a_load_racing_a_per_user_delete_does_not_resurrect_the_session(
+    backend: Counting,
+) -> None:
+    await backend.inner.put_session("1@s.whatsapp.net", b"old session")
+    cache = SignalCache(_SlowReads(backend.inner))  # type: ignore[arg-type]
+    reading = asyncio.create_task(cache.get_session("1@s.whatsapp.net"))
+    await asyncio.sleep(0.01)
+    assert await cache.delete_signal_state_for_user("1") == 1
+    await reading  # it read before the delete: either answer is fine for it
+    assert await backend.inner.get_session("1@s.whatsapp.net") is None
+    assert await cache.get_session("1@s.whatsapp.net") is None
+
+
+async def test_a_load_racing_a_flush_and_eviction_does_not_cache_a_stale_value(
+    backend: Counting,
+) -> None:
+    await backend.inner.put_session(A, b"v0")
+    cache = SignalCache(_SlowReads(backend.inner), max_entries=1)  # type: ignore[arg-type]
+    reading = asyncio.create_task(cache.get_session(A))  # reads v0, then waits
+    await asyncio.sleep(0.01)
+    await cache.put_session(A, b"v1")
+    await cache.flush()
+    await cache.put_session(B, b"other")  # evicts the clean A
+    await cache.flush()
+    await reading
+    assert await cache.get_session(A) == b"v1"

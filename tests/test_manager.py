@@ -807,3 +807,17 @@ async def test_repr_shows_state(store: MemoryStore) -> None:
     assert "dirty" in repr(pm)
     await pm.close()
     assert "closed" in repr(pm)
+
+
+async def test_is_dirty_stays_true_while_a_save_is_in_flight(
+    faulty: FailingBackend, open_pm: Opener
+) -> None:
+    pm = await open_pm(faulty)
+    await pm.process_command(wastore.SetPushName("in flight"))
+    faulty.gate = asyncio.Event()
+    flushing = asyncio.create_task(pm.flush())
+    await asyncio.sleep(0.01)
+    assert pm.is_dirty  # the save has not reached the store yet
+    faulty.gate.set()
+    await flushing
+    assert not pm.is_dirty

@@ -81,6 +81,9 @@ class SignalCache:
         self._dirty: dict[Key, int] = {}
         self._consumed_prekeys: dict[int, int] = {}
         self._seq = 0
+        # Counts the times entries were dropped (eviction, per-user delete, drop):
+        # a load that was in flight meanwhile must not cache what it read.
+        self._removals = 0
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._woken = False  # _wake was set since the flusher last cleared it
@@ -142,10 +145,17 @@ class SignalCache:
         if len(entries) > self._max:
             self._evict()
 
-    def _fill(self, key: Key, value: bytes | None) -> bytes | None:
-        """Cache a value loaded from the backend, unless the key was written meanwhile."""
+    def _fill(self, key: Key, value: bytes | None, removals: int) -> bytes | None:
+        """Cache a value loaded from the backend, unless the key was written meanwhile.
+
+        ``removals`` is :attr:`_removals` as it was when the load started: if entries
+        were dropped since (evicted after a flush, or deleted per user), the loaded
+        value may be older than what the backend holds now, so it is not cached.
+        """
         if key in self._entries:  # a write (or another load) won the race
             return self._entries[key]
+        if removals != self._removals:
+            return value
         self._entries[key] = value
         if len(self._entries) > self._max:
             self._evict()
@@ -161,6 +171,8 @@ class SignalCache:
                 doomed.append(key)
                 if len(doomed) >= excess:
                     break
+        if doomed:
+            self._removals += 1
         for key in doomed:
             del self._entries[key]
 
@@ -176,13 +188,14 @@ class SignalCache:
 
     async def _load(self, key: Key) -> bytes | None:
         kind, address = key
+        removals = self._removals
         if kind == SESSION:
             value = await self._b.get_session(address)
         elif kind == IDENTITY:
             value = await self._b.load_identity(address)
         else:
             value = await self._b.get_sender_key(address)
-        return self._fill(key, value)
+        return self._fill(key, value, removals)
 
     # -- sessions -------------------------------------------------------------
     async def get_session(self, address: str) -> bytes | None:
@@ -208,9 +221,10 @@ class SignalCache:
             else:
                 missing.append(a)
         if missing:
+            removals = self._removals
             loaded = await self._b.get_sessions(missing)
             for a in missing:
-                value = self._fill((SESSION, a), loaded.get(a))
+                value = self._fill((SESSION, a), loaded.get(a), removals)
                 if value is not None:
                     out[a] = value
         return out
@@ -290,6 +304,7 @@ class SignalCache:
         user = v.user(user)
         await self.flush()
         n = await self._b.delete_signal_state_for_user(user)
+        self._removals += 1
         for key in [
             k
             for k in self._entries
@@ -470,6 +485,7 @@ class SignalCache:
 
     def drop(self) -> None:
         """Forget everything, flushed or not (what a crash does; for tests and resets)."""
+        self._removals += 1
         self._entries.clear()
         self._dirty.clear()
         self._consumed_prekeys.clear()

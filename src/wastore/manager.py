@@ -65,6 +65,7 @@ class PersistenceManager:
         self._cache = cache
         self._snapshot = device.frozen()
         self._dirty = False
+        self._saving = False
         self._write_lock = asyncio.Lock()
         self._save_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -180,8 +181,8 @@ class PersistenceManager:
 
     @property
     def is_dirty(self) -> bool:
-        """True while a change has not been saved yet."""
-        return self._dirty
+        """True while a change has not been saved yet (also while a save is in flight)."""
+        return self._dirty or self._saving
 
     def is_saver_halted(self) -> bool:
         """True once the background saver stopped after consecutive failures."""
@@ -251,7 +252,10 @@ class PersistenceManager:
                     self.device_id, "another process", "this process lost the account lease"
                 )
             snapshot = self._snapshot
+            # Cleared before the await, so that a change made while the save runs
+            # sets it again and is saved next time; _saving keeps is_dirty honest.
             self._dirty = False
+            self._saving = True
             try:
                 await self._backend.save(snapshot)
             except BaseException as err:
@@ -259,6 +263,8 @@ class PersistenceManager:
                 if isinstance(err, Exception):
                     self._last_error = err
                 raise
+            finally:
+                self._saving = False
             self._failures = 0
             self._last_error = None
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
+import uuid
+from pathlib import Path
 from typing import Final
 
 from ..values import MsgSecret
@@ -59,3 +63,35 @@ def merge_msg_secret(old: MsgSecret, new: MsgSecret) -> MsgSecret:
         expires_at=expires,
         message_ts=max(old.message_ts, new.message_ts),
     )
+
+
+PRIVATE_MODE: Final = 0o600
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by the owner only (mode 0600).
+
+    A temporary file beside it is written, fsynced and renamed over ``path``, then
+    the folder is fsynced: a crash leaves the old file or the new one, never half
+    of one. Used for snapshots and exports, which hold private keys.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    tmp = folder / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), PRIVATE_MODE)  # whatever the umask
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

@@ -116,10 +116,9 @@ from ..values import (
     TcToken,
 )
 from . import _txn
-from ._common import now_s, sanitize_snapshot_name, utc_stamp
+from ._common import now_s, sanitize_snapshot_name, utc_stamp, write_private
 from .sql import codec, dump, schema
 from .sql.queries import Queries
-from .sqlite import _write_private
 
 log = logging.getLogger("wastore.postgres")
 
@@ -1414,9 +1413,9 @@ class PostgresStore:
 
         def write() -> None:
             folder.mkdir(parents=True, mode=0o700, exist_ok=True)
-            _write_private(target, data)
+            write_private(target, data)
             if extra is not None:
-                _write_private(target.with_name(target.name + ".extra"), extra)
+                write_private(target.with_name(target.name + ".extra"), extra)
 
         try:
             await asyncio.to_thread(write)

@@ -68,7 +68,7 @@ from ..values import (
     TcToken,
 )
 from . import _txn
-from ._common import now_s, sanitize_snapshot_name, utc_stamp
+from ._common import now_s, sanitize_snapshot_name, utc_stamp, write_private
 from .sql import codec, dump, schema
 from .sql.queries import Queries
 
@@ -844,7 +844,7 @@ class SqliteStore:
                     target.unlink()
                 raise
             if extra is not None:
-                _write_private(target.with_name(target.name + ".extra"), extra)
+                write_private(target.with_name(target.name + ".extra"), extra)
 
         try:
             await self._offload(write)
@@ -891,22 +891,6 @@ def _check_positive(value: object, what: str) -> float:
     if not number > 0:
         raise ConfigError(f"{what} must be positive, not {value!r}")
     return number
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600."""
-    tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _translate(err: sqlite3.Error, action: str) -> StoreError:

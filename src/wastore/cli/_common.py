@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 import traceback
-import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..admin import NotFoundError
+from ..backends._common import write_private as backend_write_private
 from ..errors import (
     ConfigError,
     CorruptRecordError,
@@ -276,26 +276,4 @@ def write_private(path: Path, data: bytes, *, force: bool) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CliError(Exit.NOT_FOUND, f"{folder}: no such folder")
-    tmp = folder / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)  # whatever the umask
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    backend_write_private(path, data)
