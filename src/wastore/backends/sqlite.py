@@ -59,17 +59,16 @@ from ..errors import (
 from ..jid import JID, as_jid
 from ..portable import AccountDump, Row
 from ..values import (
-    AppStateSyncKey,
     DeviceListRecord,
     HashState,
     LidPnMapping,
     MsgSecret,
     MutationMAC,
-    TcToken,
 )
 from . import _txn
-from ._common import now_s, sanitize_snapshot_name, utc_stamp, write_private
+from ._common import sanitize_snapshot_name, utc_stamp, write_private
 from .sql import codec, dump, schema
+from .sql.account import SqlAccount
 from .sql.queries import Queries
 
 log = logging.getLogger("wastore.sqlite")
@@ -917,7 +916,7 @@ def _translate(err: sqlite3.Error, action: str) -> StoreError:
     return StoreError(f"SQLite {action} failed: {err} ({name})")
 
 
-class SqliteBackend:
+class SqliteBackend(SqlAccount):
     """One account's view of a :class:`SqliteStore`."""
 
     __slots__ = ("_id", "_lease", "_q", "_s")
@@ -932,21 +931,23 @@ class SqliteBackend:
         return f"SqliteBackend(device_id={self._id}, path={str(self._s.path)!r})"
 
     @property
-    def device_id(self) -> int:
-        return self._id
-
-    @property
     def store(self) -> SqliteStore:
         return self._s
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._s.transaction()
 
-    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+    async def _write(self, sql: str, args: Any, idempotent: bool = True) -> int:
         try:
-            return await self._s._execute(sql, params)
+            return await self._s._execute(sql, args)
         except DeviceNotFoundError:
             raise DeviceNotFoundError(self._id) from None
+
+    async def _row(self, sql: str, args: Any) -> Any:
+        return await self._s._fetchone(sql, args)
+
+    async def _rows(self, sql: str, args: Any) -> list[Any]:
+        return await self._s._fetchall(sql, args)
 
     async def _atomic(self, fn: Callable[[Conn], T], items: int = 1) -> T:
         try:
@@ -976,10 +977,6 @@ class SqliteBackend:
         return codec.blob_or_none(value, table, key)
 
     # -- identities --------------------------------------------------------
-    async def put_identity(self, address: str, key: bytes) -> None:
-        await self._write(
-            self._q.put_identity, (self._id, v.address(address), v.fixed(key, "identity key", 32))
-        )
 
     async def put_identities_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_keys(items, "identities")
@@ -992,12 +989,7 @@ class SqliteBackend:
         row = await self._s._fetchone(self._q.load_identity, (self._id, address))
         return None if row is None else codec.identity_key(row[0], address)
 
-    async def delete_identity(self, address: str) -> None:
-        await self._write(self._q.delete_identity, (self._id, v.address(address)))
-
     # -- sessions ----------------------------------------------------------
-    async def get_session(self, address: str) -> bytes | None:
-        return await self._blob(self._q.get_session, v.address(address), "sessions")
 
     async def get_sessions(self, addresses: Sequence[str]) -> dict[str, bytes]:
         wanted = v.address_list(addresses)
@@ -1009,28 +1001,16 @@ class SqliteBackend:
         )
         return {a: codec.blob(r, "sessions", a) for a, r in rows}
 
-    async def put_session(self, address: str, record: bytes) -> None:
-        await self._write(
-            self._q.put_session, (self._id, v.address(address), v.blob(record, "session record"))
-        )
-
     async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_records(items, "sessions")
         await self._upsert_many(
             "put_session", self._q.put_session, [(self._id, a, r) for a, r in checked.items()]
         )
 
-    async def delete_session(self, address: str) -> None:
-        await self._write(self._q.delete_session, (self._id, v.address(address)))
-
     async def has_session(self, address: str) -> bool:
         return (
             await self._s._fetchone(self._q.has_session, (self._id, v.address(address))) is not None
         )
-
-    @staticmethod
-    def _user_ranges(user: str) -> tuple[str, str, str, str]:
-        return user + "@", user + "A", user + ":", user + ";"
 
     async def has_signal_state_for_user(self, user: str) -> bool:
         user = v.user(user)
@@ -1053,16 +1033,6 @@ class SqliteBackend:
         return await self._atomic(run)
 
     # -- pre-keys ----------------------------------------------------------
-    async def store_prekey(self, id: int, record: bytes, uploaded: bool) -> None:
-        await self._write(
-            self._q.store_prekey,
-            (
-                self._id,
-                v.prekey_id(id),
-                v.blob(record, "pre-key record"),
-                v.boolean(uploaded, "uploaded"),
-            ),
-        )
 
     async def store_prekeys_batch(self, items: Sequence[tuple[int, bytes]], uploaded: bool) -> None:
         checked = v.prekey_records(items)
@@ -1070,9 +1040,6 @@ class SqliteBackend:
         await self._upsert_many(
             "store_prekey", self._q.store_prekey, [(self._id, i, r, up) for i, r in checked.items()]
         )
-
-    async def load_prekey(self, id: int) -> bytes | None:
-        return await self._blob(self._q.load_prekey, v.prekey_id(id), "prekeys")
 
     async def load_prekeys_batch(self, ids: Sequence[int]) -> dict[int, bytes]:
         wanted = v.prekey_ids(ids)
@@ -1094,52 +1061,13 @@ class SqliteBackend:
         wanted = v.prekey_ids(ids)
         await self._many(self._q.mark_prekey_uploaded, [(self._id, i) for i in wanted])
 
-    async def remove_prekey(self, id: int) -> None:
-        await self._write(self._q.remove_prekey, (self._id, v.prekey_id(id)))
-
     async def get_max_prekey_id(self) -> int:
         row = await self._s._fetchone(self._q.max_prekey_id, (self._id,))
         return int(row[0])
 
-    async def count_prekeys(self) -> tuple[int, int]:
-        row = await self._s._fetchone(self._q.count_prekeys, (self._id,))
-        return int(row[0]), int(row[1])
-
     # -- signed pre-keys ---------------------------------------------------
-    async def store_signed_prekey(self, id: int, record: bytes) -> None:
-        await self._write(
-            self._q.store_signed_prekey,
-            (
-                self._id,
-                v.prekey_id(id, "signed pre-key id"),
-                v.blob(record, "signed pre-key record"),
-            ),
-        )
-
-    async def load_signed_prekey(self, id: int) -> bytes | None:
-        return await self._blob(
-            self._q.load_signed_prekey, v.prekey_id(id, "signed pre-key id"), "signed_prekeys"
-        )
-
-    async def load_all_signed_prekeys(self) -> list[tuple[int, bytes]]:
-        rows = await self._s._fetchall(self._q.load_all_signed_prekeys, (self._id,))
-        return [(i, codec.blob(r, "signed_prekeys", i)) for i, r in rows]
-
-    async def remove_signed_prekey(self, id: int) -> None:
-        await self._write(
-            self._q.remove_signed_prekey, (self._id, v.prekey_id(id, "signed pre-key id"))
-        )
 
     # -- sender keys -------------------------------------------------------
-    async def put_sender_key(self, address: str, record: bytes) -> None:
-        await self._write(
-            self._q.put_sender_key,
-            (
-                self._id,
-                v.address(address, "sender key address"),
-                v.blob(record, "sender key record"),
-            ),
-        )
 
     async def put_sender_keys_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_records(items, "sender keys")
@@ -1149,28 +1077,7 @@ class SqliteBackend:
             [(self._id, a, r) for a, r in checked.items()],
         )
 
-    async def get_sender_key(self, address: str) -> bytes | None:
-        return await self._blob(
-            self._q.get_sender_key, v.address(address, "sender key address"), "sender_keys"
-        )
-
-    async def delete_sender_key(self, address: str) -> None:
-        await self._write(
-            self._q.delete_sender_key, (self._id, v.address(address, "sender key address"))
-        )
-
     # -- app-state sync ----------------------------------------------------
-    async def get_sync_key(self, key_id: bytes) -> AppStateSyncKey | None:
-        key_id = v.sync_key_id(key_id)
-        row = await self._s._fetchone(self._q.get_sync_key, (self._id, key_id))
-        return None if row is None else codec.sync_key(row, key_id)
-
-    async def set_sync_key(self, key_id: bytes, key: AppStateSyncKey) -> None:
-        key_id = v.sync_key_id(key_id)
-        v.instance(key, AppStateSyncKey, "key")
-        await self._write(
-            self._q.set_sync_key, (self._id, key_id, key.key_data, key.fingerprint, key.timestamp)
-        )
 
     async def get_latest_sync_key_id(self) -> bytes | None:
         row = await self._s._fetchone(self._q.latest_sync_key_id, (self._id,))
@@ -1181,11 +1088,6 @@ class SqliteBackend:
         return codec.hash_state(
             await self._s._fetchone(self._q.get_version, (self._id, name)), name
         )
-
-    async def set_version(self, name: str, state: HashState) -> None:
-        name = v.collection_name(name)
-        v.instance(state, HashState, "state")
-        await self._write(self._q.set_version, (self._id, name, state.version, state.hash))
 
     async def put_mutation_macs(self, name: str, version: int, macs: Sequence[MutationMAC]) -> None:
         name = v.collection_name(name)
@@ -1220,15 +1122,7 @@ class SqliteBackend:
         wanted = v.mac_list(index_macs)
         await self._many(self._q.delete_mutation_mac, [(self._id, name, m) for m in wanted])
 
-    async def clear_mutation_macs(self, name: str) -> None:
-        await self._write(self._q.clear_mutation_macs, (self._id, v.collection_name(name)))
-
     # -- sender-key distribution -------------------------------------------
-    async def get_sender_key_devices(self, group: str) -> list[tuple[str, bool]]:
-        rows = await self._s._fetchall(
-            self._q.get_sender_key_devices, (self._id, v.address(group, "group"))
-        )
-        return [(d, bool(h)) for d, h in rows]
 
     async def set_sender_key_status(self, group: str, items: Sequence[tuple[str, bool]]) -> None:
         group = v.address(group, "group")
@@ -1240,26 +1134,11 @@ class SqliteBackend:
             self._q.set_sender_key_status, [(self._id, group, d, h) for d, h in checked.items()]
         )
 
-    async def clear_sender_key_devices(self, group: str) -> None:
-        await self._write(self._q.clear_sender_key_devices, (self._id, v.address(group, "group")))
-
     async def delete_sender_key_device_rows(self, device_jids: Sequence[str]) -> None:
         wanted = v.address_list(device_jids, "device jids")
         await self._many(self._q.delete_sender_key_device_rows, [(self._id, d) for d in wanted])
 
-    async def clear_all_sender_key_devices(self) -> None:
-        await self._write(self._q.clear_all_sender_key_devices, (self._id,))
-
     # -- LID <-> PN --------------------------------------------------------
-    async def get_lid_mapping(self, lid: str) -> LidPnMapping | None:
-        lid = v.text(lid, "lid", max_len=128, allow_empty=False)
-        row = await self._s._fetchone(self._q.get_lid_mapping, (self._id, lid))
-        return None if row is None else codec.lid_mapping(row)
-
-    async def get_pn_mapping(self, phone: str) -> LidPnMapping | None:
-        phone = v.text(phone, "phone", max_len=128, allow_empty=False)
-        row = await self._s._fetchone(self._q.get_pn_mapping, (self._id, phone))
-        return None if row is None else codec.lid_mapping(row)
 
     async def put_lid_mapping(self, entry: LidPnMapping) -> None:
         e = v.instance(entry, LidPnMapping, "entry")
@@ -1286,11 +1165,6 @@ class SqliteBackend:
         return [codec.lid_mapping(r) for r in rows]
 
     # -- base keys ---------------------------------------------------------
-    async def save_base_key(self, address: str, message_id: str, key: bytes) -> None:
-        await self._write(
-            self._q.save_base_key,
-            (self._id, v.address(address), v.message_id(message_id), v.base_key(key)),
-        )
 
     async def has_same_base_key(self, address: str, message_id: str, key: bytes) -> bool:
         address, message_id, key = v.address(address), v.message_id(message_id), v.base_key(key)
@@ -1299,46 +1173,13 @@ class SqliteBackend:
             return False
         return codec.blob(row[0], "base_keys", (address, message_id)) == key
 
-    async def delete_base_key(self, address: str, message_id: str) -> None:
-        await self._write(
-            self._q.delete_base_key, (self._id, v.address(address), v.message_id(message_id))
-        )
-
     # -- device registry ---------------------------------------------------
-    def _device_list_row(self, r: DeviceListRecord) -> tuple[Any, ...]:
-        return (self._id, r.user, codec.encode_devices(r.devices), r.timestamp, r.phash, r.raw_id)
-
-    async def update_device_list(self, record: DeviceListRecord) -> None:
-        r = v.instance(record, DeviceListRecord, "record")
-        await self._write(self._q.update_device_list, self._device_list_row(r))
 
     async def update_device_lists(self, records: Sequence[DeviceListRecord]) -> None:
         items = v.instances(records, DeviceListRecord, "records")
         await self._many(self._q.update_device_list, [self._device_list_row(r) for r in items])
 
-    async def get_devices(self, user: str) -> DeviceListRecord | None:
-        user = v.user(user)
-        row = await self._s._fetchone(self._q.get_devices, (self._id, user))
-        return None if row is None else codec.device_list(row, user)
-
-    async def delete_devices(self, user: str) -> None:
-        await self._write(self._q.delete_devices, (self._id, v.user(user)))
-
     # -- tc tokens ---------------------------------------------------------
-    async def get_tc_token(self, jid: str) -> TcToken | None:
-        jid = v.address(jid, "jid")
-        row = await self._s._fetchone(self._q.get_tc_token, (self._id, jid))
-        return None if row is None else codec.tc_token(row, jid)
-
-    async def put_tc_token(self, jid: str, entry: TcToken) -> None:
-        jid = v.address(jid, "jid")
-        e = v.instance(entry, TcToken, "entry")
-        await self._write(
-            self._q.put_tc_token, (self._id, jid, e.token, e.token_timestamp, e.sender_timestamp)
-        )
-
-    async def delete_tc_token(self, jid: str) -> None:
-        await self._write(self._q.delete_tc_token, (self._id, v.address(jid, "jid")))
 
     async def get_all_tc_token_jids(self) -> list[str]:
         q = self._q.all_tc_token_jids
@@ -1357,35 +1198,7 @@ class SqliteBackend:
             ),
         )
 
-    async def touch_tc_token_sender_timestamp(self, jid: str, ts: int) -> None:
-        await self._write(
-            self._q.touch_tc_token_sender,
-            (self._id, v.address(jid, "jid"), b"", v.integer(ts, "ts")),
-        )
-
-    async def store_received_tc_token(self, jid: str, token: bytes, ts: int) -> None:
-        await self._write(
-            self._q.store_received_tc_token,
-            (
-                self._id,
-                v.address(jid, "jid"),
-                v.blob(token, "tc token", max_len=4096),
-                v.integer(ts, "ts"),
-            ),
-        )
-
     # -- sent messages -----------------------------------------------------
-    async def store_sent_message(self, chat: str, message_id: str, payload: bytes) -> None:
-        await self._write(
-            self._q.store_sent_message,
-            (
-                self._id,
-                v.address(chat, "chat"),
-                v.message_id(message_id),
-                v.blob(payload, "payload"),
-                now_s(),
-            ),
-        )
 
     async def take_sent_message(self, chat: str, message_id: str) -> bytes | None:
         chat, message_id = v.address(chat, "chat"), v.message_id(message_id)
@@ -1410,34 +1223,17 @@ class SqliteBackend:
         )
         return len(items)
 
-    async def get_msg_secret(self, chat: str, sender: str, msg_id: str) -> MsgSecret | None:
-        chat, sender, msg_id = v.pending_key(chat, sender, msg_id)
-        row = await self._s._fetchone(self._q.get_msg_secret, (self._id, chat, sender, msg_id))
-        return None if row is None else codec.msg_secret(row, chat, sender, msg_id)
-
     async def delete_expired_msg_secrets(self, cutoff: int) -> int:
         return await self._write(
             self._q.delete_expired_msg_secrets, (self._id, v.integer(cutoff, "cutoff"))
         )
 
     # -- pending inbound ---------------------------------------------------
-    async def store_pending_inbound(
-        self, chat: str, sender: str, message_id: str, payload: bytes
-    ) -> None:
-        key = v.pending_key(chat, sender, message_id)
-        await self._write(
-            self._q.store_pending_inbound, (self._id, *key, v.blob(payload, "payload"), now_s())
-        )
 
     async def get_pending_inbound(self, chat: str, sender: str, message_id: str) -> bytes | None:
         key = v.pending_key(chat, sender, message_id)
         row = await self._s._fetchone(self._q.get_pending_inbound, (self._id, *key))
         return None if row is None else codec.blob(row[0], "pending_inbound", key)
-
-    async def delete_pending_inbound(self, chat: str, sender: str, message_id: str) -> None:
-        await self._write(
-            self._q.delete_pending_inbound, (self._id, *v.pending_key(chat, sender, message_id))
-        )
 
     async def delete_expired_pending_inbound(self, cutoff: int) -> int:
         return await self._write(
@@ -1445,19 +1241,6 @@ class SqliteBackend:
         )
 
     # -- group metadata ----------------------------------------------------
-    async def get_group_metadata(self, group: str) -> bytes | None:
-        return await self._blob(
-            self._q.get_group_metadata, v.address(group, "group"), "group_metadata"
-        )
-
-    async def put_group_metadata(self, group: str, blob: bytes) -> None:
-        await self._write(
-            self._q.put_group_metadata,
-            (self._id, v.address(group, "group"), v.blob(blob, "group metadata")),
-        )
-
-    async def delete_group_metadata(self, group: str) -> None:
-        await self._write(self._q.delete_group_metadata, (self._id, v.address(group, "group")))
 
     # -- DeviceStore -------------------------------------------------------
     async def save(self, device: Device) -> None:
@@ -1474,10 +1257,6 @@ class SqliteBackend:
                     self._id, "another process", "this process lost the account lease"
                 )
             raise DeviceNotFoundError(self._id, "create() the device row before saving it")
-
-    async def load(self) -> Device | None:
-        row = await self._s._fetchone(self._q.load_device, (self._id,))
-        return None if row is None else codec.row_to_device(row, self._id)
 
     async def exists(self) -> bool:
         return await self._s._fetchone(self._q.device_exists, (self._id,)) is not None
