@@ -25,24 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import itertools
 import os
-import pwd
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
 from wastore.registry import redact_url
+from wastore.testing.pgcluster import PgCluster, db_url, start_cluster
 
 ENV_URL = "WASTORE_TEST_POSTGRES_URL"
 TEMPLATE = "wastore_test_template"
@@ -62,149 +55,6 @@ def no_server(reason: str) -> None:
     if _ci():
         pytest.fail(message + " [CI is set: a missing server fails the run]", pytrace=False)
     pytest.skip(message)
-
-
-def find_bindir() -> Path | None:
-    """The folder holding ``initdb`` and ``pg_ctl``, or None."""
-    candidates: list[str] = []
-    if os.environ.get("WASTORE_PG_BINDIR"):
-        candidates.append(os.environ["WASTORE_PG_BINDIR"])
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(os.path.dirname(on_path))
-
-    def version(path: str) -> float:
-        try:
-            return float(Path(path).parent.name)
-        except ValueError:
-            return 0.0
-
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
-    for folder in candidates:
-        if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
-            return Path(folder)
-    return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class PgCluster:
-    """A PostgreSQL cluster in a temporary folder, on 127.0.0.1 and a free port.
-
-    Tuned for tests on a small machine: ``fsync=off`` (a crash of the *server
-    process* still loses nothing that was committed: the WAL reaches the OS at
-    commit), small shared buffers, ``max_connections=100``.
-    """
-
-    def __init__(self, bindir: Path, *, max_connections: int = 100) -> None:
-        self.bindir = bindir
-        self.port = free_port()
-        self.max_connections = max_connections
-        self._as_root = os.geteuid() == 0
-        self.root = Path(tempfile.mkdtemp(prefix="wastore-pg-"))
-        self.data = self.root / "data"
-        self.log = self.root / "server.log"
-        self.running = False
-        if self._as_root:
-            user = pwd.getpwnam("postgres")
-            os.chown(self.root, user.pw_uid, user.pw_gid)
-        self.root.chmod(0o700)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str, timeout: float = 60) -> None:
-        cmd = [str(self.bindir / args[0]), *args[1:]]
-        if self._as_root:
-            runuser = shutil.which("runuser")
-            if runuser:
-                cmd = [runuser, "-u", "postgres", "--", *cmd]
-            else:
-                cmd = ["su", "postgres", "-s", "/bin/sh", "-c", subprocess.list2cmdline(cmd)]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
-        proc = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if proc.returncode != 0:
-            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(
-                f"{' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr.strip()}\n{log}"
-            )
-
-    def init(self) -> None:
-        self._run(
-            "initdb",
-            "-D",
-            str(self.data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-        )
-
-    def start(self, *, fsync: bool = False) -> None:
-        sync = "on" if fsync else "off"
-        options = " ".join(
-            [
-                f"-p {self.port}",
-                "-c listen_addresses=127.0.0.1",
-                f"-c unix_socket_directories={self.root}",
-                f"-c fsync={sync}",
-                f"-c full_page_writes={sync}",
-                "-c shared_buffers=32MB",
-                f"-c max_connections={self.max_connections}",
-                "-c log_min_messages=warning",
-            ]
-        )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
-                  "-o", options, "start")  # fmt: skip
-        self.running = True
-
-    def stop(self, mode: str = "fast") -> None:
-        """``pg_ctl stop -m mode`` (``immediate`` kills the server: a crash)."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
-        self.running = False
-
-    def destroy(self) -> None:
-        if self.running:
-            with contextlib.suppress(Exception):
-                self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def start_cluster(*, fsync: bool = False) -> PgCluster | None:
-    bindir = find_bindir()
-    if bindir is None:
-        return None
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return None
-    cluster = PgCluster(bindir)
-    try:
-        cluster.init()
-        cluster.start(fsync=fsync)
-    except BaseException:
-        cluster.destroy()
-        raise
-    return cluster
-
-
-def db_url(server_url: str, dbname: str) -> str:
-    """``server_url`` pointing at database ``dbname`` (query options kept)."""
-    return urlsplit(server_url)._replace(path="/" + dbname).geturl()
 
 
 class PgServer:

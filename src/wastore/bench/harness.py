@@ -21,7 +21,7 @@ from .config import Sizes
 from .data import W5Data, write_file
 from .measure import Result, Runner, interleaved
 from .peers import Baileys, PeerUnavailable, Yowsup, default_cache_dir, node_version, to_result
-from .pg import ENV_URL, PgCluster, db_url, find_bindir
+from .pg import ENV_URL, SHARED_BUFFERS, PgCluster, db_url, find_bindir
 
 ALL_IMPLS = ("memory", "sqlite", "raw-sqlite3", "postgres", "raw-asyncpg", "yowsup", "baileys")
 Log = Callable[[str], None]
@@ -243,7 +243,8 @@ def _postgres_section(
                 log(f"skipping PostgreSQL: {why}")
                 return [Result(w, i, error=why) for w, i in names]
             log(f"starting a throwaway PostgreSQL ({bindir})")
-            cluster = PgCluster(bindir)
+            cluster = PgCluster(bindir, shared_buffers=SHARED_BUFFERS)
+            cluster.init()
             cluster.start()
             url = cluster.url
             meta["postgresql"] = cluster.version()

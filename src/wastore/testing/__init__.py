@@ -51,44 +51,19 @@ What the suite holds a backend to, beyond the docstrings of
 
 from __future__ import annotations
 
-import pytest
+from typing import TYPE_CHECKING, Any
 
-# Rewrite the asserts of the test modules, so failures show the compared values.
-pytest.register_assert_rewrite(
-    "wastore.testing._appsync",
-    "wastore.testing._device",
-    "wastore.testing._protocol",
-    "wastore.testing._signal",
-    "wastore.testing._support",
-    "wastore.testing._transactions",
-    "wastore.testing._validation",
-)
-
-from ._appsync import AppSyncStoreContract  # noqa: E402
-from ._device import ContainerContract, DeviceStoreContract  # noqa: E402
-from ._protocol import ProtocolStoreContract  # noqa: E402
-from ._signal import SignalStoreContract  # noqa: E402
-from ._support import ContractFixtures  # noqa: E402
-from ._transactions import TransactionContract  # noqa: E402
-from ._validation import ValidationContract  # noqa: E402
+if TYPE_CHECKING:
+    from .suite import BackendContractSuite
 
 __all__ = ["BackendContractSuite"]
 
 
-@pytest.mark.asyncio
-class BackendContractSuite(
-    SignalStoreContract,
-    AppSyncStoreContract,
-    ProtocolStoreContract,
-    DeviceStoreContract,
-    ContainerContract,
-    TransactionContract,
-    ValidationContract,
-    ContractFixtures,
-):
-    """Every contract test of :mod:`wastore.contract`, for one backend.
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that wastore.testing.pgcluster (used by the
+    # benchmark harness too) does not need pytest.
+    if name == "BackendContractSuite":
+        from .suite import BackendContractSuite
 
-    Subclass it and define the ``container`` fixture (see the module docstring).
-    Fixtures provided: ``backend`` (a fresh account of ``container``) and
-    ``other_backend`` (a second one, for isolation tests).
-    """
+        return BackendContractSuite
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
