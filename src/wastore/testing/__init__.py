@@ -51,10 +51,26 @@ What the suite holds a backend to, beyond the docstrings of
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .suite import BackendContractSuite
+
+with contextlib.suppress(ImportError):  # without pytest only pgcluster is usable
+    import pytest
+
+    # Rewrite the asserts of the test modules (before any of them is imported),
+    # so that failures show the compared values.
+    pytest.register_assert_rewrite(
+        "wastore.testing._appsync",
+        "wastore.testing._device",
+        "wastore.testing._protocol",
+        "wastore.testing._signal",
+        "wastore.testing._support",
+        "wastore.testing._transactions",
+        "wastore.testing._validation",
+    )
 
 __all__ = ["BackendContractSuite"]
 

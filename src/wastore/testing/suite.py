@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-# Rewrite the asserts of the test modules, so failures show the compared values.
-pytest.register_assert_rewrite(
-    "wastore.testing._appsync",
-    "wastore.testing._device",
-    "wastore.testing._protocol",
-    "wastore.testing._signal",
-    "wastore.testing._support",
-    "wastore.testing._transactions",
-    "wastore.testing._validation",
-)
-
-from ._appsync import AppSyncStoreContract  # noqa: E402
-from ._device import ContainerContract, DeviceStoreContract  # noqa: E402
-from ._protocol import ProtocolStoreContract  # noqa: E402
-from ._signal import SignalStoreContract  # noqa: E402
-from ._support import ContractFixtures  # noqa: E402
-from ._transactions import TransactionContract  # noqa: E402
-from ._validation import ValidationContract  # noqa: E402
+from ._appsync import AppSyncStoreContract
+from ._device import ContainerContract, DeviceStoreContract
+from ._protocol import ProtocolStoreContract
+from ._signal import SignalStoreContract
+from ._support import ContractFixtures
+from ._transactions import TransactionContract
+from ._validation import ValidationContract
 
 __all__ = ["BackendContractSuite"]
 
