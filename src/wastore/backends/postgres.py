@@ -1368,33 +1368,18 @@ class PostgresStore:
         """
         portable.check(account)
         prefix = self._opts.prefix
-        dev = account.device
-        users = [u for u in (dev.get("pn_user"), dev.get("lid_user")) if u]
+        users = dump.account_users(account)
         q = self.q
 
         async def write(c: Conn) -> int:
             existing = {await c.fetchval(q.find_device, u) for u in users} - {None}
-            if existing and not replace:
-                ids = ", ".join(str(i) for i in sorted(existing))
-                raise ValidationError(
-                    f"this account is already in the database as device id {ids}; "
-                    "import with replace to overwrite it"
-                )
+            dump.refuse_existing(existing, replace)
             for old in existing:
                 await c.execute(q.delete_device, old)
-            new_id = int(
-                await c.fetchval(
-                    dump.insert_sql("device", "postgres", prefix),
-                    *dump.to_params("device", dev, None),
-                )
-            )
-            for t in dump.EXPORTED_TABLES[1:]:
-                rows = account.tables.get(t, [])
-                if rows:
-                    await c.executemany(
-                        dump.insert_sql(t, "postgres", prefix),
-                        [dump.to_params(t, r, new_id) for r in rows],
-                    )
+            insert = dump.insert_sql("device", "postgres", prefix)
+            new_id = int(await c.fetchval(insert, *dump.to_params("device", account.device, None)))
+            for sql, rows in dump.table_rows(account, "postgres", prefix, new_id):
+                await c.executemany(sql, rows)
             return new_id
 
         result: int = await self._atomic(write, idempotent=False)

@@ -787,32 +787,20 @@ class SqliteStore:
         """
         portable.check(account)
         prefix = self._opts.prefix
-        dev = account.device
-        users = [u for u in (dev.get("pn_user"), dev.get("lid_user")) if u]
+        users = dump.account_users(account)
         q = self.q
 
         def write(c: Conn) -> int:
-            existing = {c.execute(q.find_device, (u,)).fetchone() for u in users} - {None}
-            if existing and not replace:
-                ids = ", ".join(str(r[0]) for r in sorted(existing))
-                raise ValidationError(
-                    f"this account is already in the database as device id {ids}; "
-                    "import with replace to overwrite it"
-                )
-            for r in existing:
-                c.execute(q.delete_device, (r[0],))
+            existing = {r[0] for u in users for r in c.execute(q.find_device, (u,)).fetchall()}
+            dump.refuse_existing(existing, replace)
+            for old in existing:
+                c.execute(q.delete_device, (old,))
+            insert = dump.insert_sql("device", "sqlite", prefix)
             new_id = int(
-                c.execute(
-                    dump.insert_sql("device", "sqlite", prefix), dump.to_params("device", dev, None)
-                ).fetchone()[0]
+                c.execute(insert, dump.to_params("device", account.device, None)).fetchone()[0]
             )
-            for t in dump.EXPORTED_TABLES[1:]:
-                rows = account.tables.get(t, [])
-                if rows:
-                    c.executemany(
-                        dump.insert_sql(t, "sqlite", prefix),
-                        [dump.to_params(t, r, new_id) for r in rows],
-                    )
+            for sql, rows in dump.table_rows(account, "sqlite", prefix, new_id):
+                c.executemany(sql, rows)
             return new_id
 
         return await self._atomic(write, items=OFFLOAD_ITEMS + 1)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...errors import CorruptRecordError
-from ...portable import COLUMNS, EXPORTED_TABLES, Row
+from ...errors import CorruptRecordError, ValidationError
+from ...portable import COLUMNS, EXPORTED_TABLES, AccountDump, Row
 from .queries import to_sqlite
 from .schema import Dialect, check_prefix
 
@@ -87,4 +87,41 @@ def to_params(table: str, row: Row, device_id: int | None) -> tuple[Any, ...]:
     return values if device_id is None else (device_id, *values)
 
 
-__all__ = ["EXPORTED_TABLES", "insert_sql", "select_sql", "to_params", "to_rows"]
+def account_users(account: AccountDump) -> list[str]:
+    """The phone-number and LID users that identify the account of a dump."""
+    dev = account.device
+    return [u for u in (dev.get("pn_user"), dev.get("lid_user")) if u]
+
+
+def refuse_existing(existing: set[int], replace: bool) -> None:
+    """Raise unless ``replace`` when the account of an import is already in the store."""
+    if existing and not replace:
+        ids = ", ".join(str(i) for i in sorted(existing))
+        raise ValidationError(
+            f"this account is already in the database as device id {ids}; "
+            "import with replace to overwrite it"
+        )
+
+
+def table_rows(
+    account: AccountDump, dialect: Dialect, prefix: str, device_id: int
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """``(insert statement, parameter rows)`` of every non-empty table but the device row."""
+    out = []
+    for t in EXPORTED_TABLES[1:]:
+        rows = account.tables.get(t, [])
+        if rows:
+            out.append((insert_sql(t, dialect, prefix), [to_params(t, r, device_id) for r in rows]))
+    return out
+
+
+__all__ = [
+    "EXPORTED_TABLES",
+    "account_users",
+    "insert_sql",
+    "refuse_existing",
+    "select_sql",
+    "table_rows",
+    "to_params",
+    "to_rows",
+]
