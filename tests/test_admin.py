@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sqlite3
@@ -12,10 +11,10 @@ import asyncpg
 import pytest
 
 import wastore
+from _accounts import fill
 from pg_server import pg_server, pg_url  # noqa: F401
-from wastore import JID, admin, portable
+from wastore import admin, portable
 from wastore.backends.sql import schema
-from wastore.testing._support import populate
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -24,29 +23,6 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     pg: str = request.getfixturevalue("pg_url")
     return pg
-
-
-async def fill(container: wastore.Container, paired: int = 2, unpaired: int = 1) -> list[int]:
-    """``paired`` accounts with a row in every table, phone number and LID; then
-    ``unpaired`` fresh accounts (keys only)."""
-    ids = []
-    for n in range(paired):
-        device_id = await container.create_device()
-        backend = container.backend(device_id)
-        await populate(backend, n)
-        device = await backend.load()
-        assert device is not None
-        await backend.save(
-            dataclasses.replace(
-                device,
-                pn=JID.parse(f"1555000{n}:7@s.whatsapp.net"),
-                lid=JID.parse(f"9900{n}:7@lid"),
-            )
-        )
-        ids.append(device_id)
-    for _ in range(unpaired):
-        ids.append(await container.create_device())
-    return ids
 
 
 async def raw_execute(url: str, sql: str, *params: object) -> None:

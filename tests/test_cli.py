@@ -24,11 +24,11 @@ import pytest
 from typer.testing import CliRunner
 
 import wastore
+from _accounts import fill as fill_container
 from pg_server import pg_server, pg_url  # noqa: F401
-from wastore import JID, portable
+from wastore import portable
 from wastore.backends.sql import schema
 from wastore.cli import app
-from wastore.testing._support import populate
 
 PREFIX = "wastore_"
 
@@ -83,25 +83,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def fill(url: str, paired: int = 2, unpaired: int = 1) -> list[int]:
     """``paired`` accounts with a row in every table (phone numbers 1555000n, LIDs
     9900n), then ``unpaired`` fresh accounts."""
-    ids = []
     async with await wastore.open_store(url) as c:
-        for n in range(paired):
-            device_id = await c.create_device()
-            backend = c.backend(device_id)
-            await populate(backend, n)
-            device = await backend.load()
-            assert device is not None
-            await backend.save(
-                dataclasses.replace(
-                    device,
-                    pn=JID.parse(f"1555000{n}:7@s.whatsapp.net"),
-                    lid=JID.parse(f"9900{n}:7@lid"),
-                )
-            )
-            ids.append(device_id)
-        for _ in range(unpaired):
-            ids.append(await c.create_device())
-    return ids
+        return await fill_container(c, paired, unpaired)
 
 
 async def documents(url: str) -> dict[bytes, bytes]:

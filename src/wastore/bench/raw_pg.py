@@ -14,7 +14,7 @@ from typing import Any
 from ..backends.sql.queries import Queries
 from .data import sender_key_address
 from .measure import Runner
-from .store_workloads import APP_STATE_COLLECTION, Accounts, Data
+from .store_workloads import APP_STATE_COLLECTION, Accounts, Data, W3Base
 
 IMPL = "raw-asyncpg"
 
@@ -89,20 +89,10 @@ class W2(Runner):
                 raise AssertionError("W2 did not find every session")
 
 
-class W3(Runner):
-    workload = "W3"
-
+class W3(W3Base):
     def __init__(self, raw: RawPg, acc: Accounts, data: Data) -> None:
-        super().__init__(IMPL, data.sizes.w3_cycles)
-        self.raw, self.dev, self.data = raw, acc.w3, data
-        self.cycle = 0
-        self.batches: list[list[tuple[int, bytes]]] = []
-
-    async def before(self, rep: int) -> None:
-        self.batches = []
-        for _ in range(1 if rep < 0 else self.ops):
-            self.batches.append(self.data.w3.batch(self.cycle))
-            self.cycle += 1
+        super().__init__(IMPL, data)
+        self.raw, self.dev = raw, acc.w3
 
     async def run(self, rep: int) -> None:
         q, pq, c, dev = self.raw.q, self.raw.pq, self.raw.conn, self.dev

@@ -166,12 +166,14 @@ class W2(Runner):
                 raise AssertionError(f"W2 found {len(found)} of {len(self.members)} sessions")
 
 
-class W3(Runner):
+class W3Base(Runner):
+    """W3 for any implementation: the refill batches of a run, prepared untimed
+    (each cycle uses new pre-key ids, as a client's refills do)."""
+
     workload = "W3"
 
-    def __init__(self, impl: str, b: Backend, data: Data) -> None:
+    def __init__(self, impl: str, data: Data) -> None:
         super().__init__(impl, data.sizes.w3_cycles)
-        self.b = b
         self.data = data
         self.cycle = 0
         self.batches: list[list[tuple[int, bytes]]] = []
@@ -181,6 +183,12 @@ class W3(Runner):
         for _ in range(1 if rep < 0 else self.ops):
             self.batches.append(self.data.w3.batch(self.cycle))
             self.cycle += 1
+
+
+class W3(W3Base):
+    def __init__(self, impl: str, b: Backend, data: Data) -> None:
+        super().__init__(impl, data)
+        self.b = b
 
     async def run(self, rep: int) -> None:
         b = self.b
