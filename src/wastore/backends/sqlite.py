@@ -269,7 +269,10 @@ class SqliteStore:
         try:
             self._w = self._connect(busy_ms=budget_ms)
             w = self._w
-            mode = w.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            # A journal-mode change fails at once with "database is locked" while another
+            # connection holds a write lock on a file still in rollback mode (two processes
+            # opening a fresh file together): SQLite calls no busy handler there.
+            mode = self._busy_retry_sync(lambda: w.execute("PRAGMA journal_mode=WAL").fetchone()[0])
             if str(mode).lower() != "wal":
                 raise ConfigError(
                     f"SQLite refused WAL mode for {str(path)!r} (got {mode!r}); the file system "
@@ -289,6 +292,19 @@ class SqliteStore:
             self._bg.execute("PRAGMA query_only=ON")
         except sqlite3.Error as err:
             raise _translate(err, f"opening {str(path)!r}") from err
+
+    def _busy_retry_sync(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the worker thread, retrying busy errors within the busy budget."""
+        deadline = time.monotonic() + self._opts.busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                return fn()
+            except sqlite3.Error as err:
+                if not _is_busy(err) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 2, 0.05)
 
     def _connect(self, *, busy_ms: int) -> Conn:
         conn = sqlite3.connect(
