@@ -43,7 +43,8 @@ from typing import Any
 import asyncpg
 
 import wastore
-from wastore.backends.postgres import _PG_STATEMENTS, PostgresStore
+from wastore.backends.postgres import PostgresStore
+from wastore.backends.postgres.engine import _PG_STATEMENTS
 from wastore.backends.sql import codec
 from wastore.backends.sql.queries import Queries
 

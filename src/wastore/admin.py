@@ -560,7 +560,7 @@ async def _postgres_version_row(url: str, prefix: str) -> tuple[int, int] | None
     try:
         import asyncpg
 
-        from .backends.postgres import _translate, display_url, parse_postgres_url
+        from .backends.postgres.engine import _translate, display_url, parse_postgres_url
     except ImportError as err:
         raise ConfigError(
             "the postgresql:// backend needs asyncpg, which is not installed: "

@@ -43,10 +43,10 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
-from .. import _validate as v
-from .. import portable
-from ..device import Device
-from ..errors import (
+from ... import _validate as v
+from ... import portable
+from ...device import Device
+from ...errors import (
     AccountInUseError,
     BackendUnavailableError,
     ConfigError,
@@ -56,20 +56,20 @@ from ..errors import (
     StoreError,
     ValidationError,
 )
-from ..jid import JID, as_jid
-from ..portable import AccountDump, Row
-from ..values import (
+from ...jid import JID, as_jid
+from ...portable import AccountDump, Row
+from ...values import (
     DeviceListRecord,
     HashState,
     LidPnMapping,
     MsgSecret,
     MutationMAC,
 )
-from . import _txn
-from ._common import sanitize_snapshot_name, utc_stamp, write_private
-from .sql import codec, dump, schema
-from .sql.account import SqlAccount
-from .sql.queries import Queries
+from .. import _txn
+from .._common import sanitize_snapshot_name, utc_stamp, write_private
+from ..sql import codec, dump, schema
+from ..sql.account import SqlAccount
+from ..sql.queries import Queries
 
 log = logging.getLogger("wastore.sqlite")
 
@@ -1316,7 +1316,7 @@ class SqliteBackend(SqlAccount):
 
 def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     """``sqlite:///relative.db`` -> ``relative.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
-    from ..registry import url_options
+    from ...registry import url_options
 
     rest = url.split("://", 1)[1] if "://" in url else url
     path, _, _query = rest.partition("?")

@@ -91,10 +91,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 
-from .. import _validate as v
-from .. import portable
-from ..device import Device
-from ..errors import (
+from ... import _validate as v
+from ... import portable
+from ...device import Device
+from ...errors import (
     AccountInUseError,
     BackendUnavailableError,
     ConfigError,
@@ -103,21 +103,21 @@ from ..errors import (
     StoreError,
     ValidationError,
 )
-from ..jid import JID, as_jid
-from ..portable import AccountDump, Row
-from ..registry import redact_url
-from ..values import (
+from ...jid import JID, as_jid
+from ...portable import AccountDump, Row
+from ...registry import redact_url
+from ...values import (
     DeviceListRecord,
     HashState,
     LidPnMapping,
     MsgSecret,
     MutationMAC,
 )
-from . import _txn
-from ._common import sanitize_snapshot_name, utc_stamp, write_private
-from .sql import codec, dump, schema
-from .sql.account import SqlAccount
-from .sql.queries import Queries
+from .. import _txn
+from .._common import sanitize_snapshot_name, utc_stamp, write_private
+from ..sql import codec, dump, schema
+from ..sql.account import SqlAccount
+from ..sql.queries import Queries
 
 log = logging.getLogger("wastore.postgres")
 
