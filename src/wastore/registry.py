@@ -11,10 +11,19 @@ import importlib
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
+from .backends.options import redact_url, url_options
 from .contract import Container
 from .errors import ConfigError
+
+__all__ = [
+    "Opener",
+    "known_schemes",
+    "open_store",
+    "redact_url",
+    "register_backend",
+    "url_options",
+]
 
 Opener = Callable[..., Awaitable[Container]]
 
@@ -37,28 +46,6 @@ def register_backend(scheme: str, opener: Opener) -> None:
 
 def known_schemes() -> list[str]:
     return sorted({*_BUILTIN, *_REGISTERED})
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and messages)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is not None:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
-    # A mistyped URL ("postgresql:/user:pw@host", "user:pw@host") has no parsable
-    # password but may still hold one: hide whatever could be a "user:password@".
-    head, at, tail = url.rpartition("@")
-    if at and ":" in head.split("://", 1)[-1]:
-        return head.partition(":")[0] + ":***@" + tail
-    return url
-
-
-def url_options(url: str) -> dict[str, str]:
-    """The query parameters of a store URL."""
-    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
 
 
 async def open_store(url: str | os.PathLike[str] | Any, **options: Any) -> Container:
