@@ -43,8 +43,7 @@ from typing import Any
 import asyncpg
 
 import wastore
-from wastore.backends.postgres import PostgresStore
-from wastore.backends.postgres.engine import _PG_STATEMENTS
+from wastore.backends.postgres import STATEMENTS, PostgresStore
 from wastore.backends.sql import codec
 from wastore.backends.sql.queries import Queries
 
@@ -53,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 RECORD = 1200
 PEERS = 2000
 Q = Queries("postgres", "wastore_")
-PQ = {name: sql.format(p="wastore_") for name, sql in _PG_STATEMENTS.items()}
+PQ = {name: sql.format(p="wastore_") for name, sql in STATEMENTS.items()}
 
 
 def peer(i: int) -> str:

@@ -71,13 +71,13 @@ async def test_files_are_private(tmp_path: Path) -> None:
 
 async def test_pragmas(tmp_path: Path) -> None:
     async with await open_file(tmp_path / "a.db") as c:
-        w = c._w
+        w = c.engine._w
         assert w is not None
         assert w.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert w.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         assert w.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     async with await open_file(tmp_path / "b.db", synchronous="FULL") as c:
-        w = c._w
+        w = c.engine._w
         assert w is not None
         assert w.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         b = c.backend(await c.create_device())

@@ -15,27 +15,25 @@
 
 Every function takes an open container. The SQL ones work on
 :class:`~wastore.backends.sqlite.SqliteStore` and
-:class:`~wastore.backends.postgres.PostgresStore` through their own
-connections (read in one snapshot); any other container raises
+:class:`~wastore.backends.postgres.PostgresStore` through the hooks of
+:class:`~wastore.backends.sql.store.SqlStore` (statements read in one
+snapshot, the lease listing); any other container raises
 :class:`~wastore.ConfigError`. The SQL is written once with ``$n``
-placeholders and rendered per dialect, as in
-:mod:`wastore.backends.sql.queries`.
+placeholders, which the store renders for its dialect.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 from . import portable
 from .backends.sql import schema
-from .backends.sql.queries import to_sqlite
+from .backends.sql.store import SqlStore
 from .contract import Container, PortableContainer
 from .errors import (
     AccountInUseError,
@@ -79,7 +77,6 @@ __all__ = [
 ]
 
 Dialect = schema.Dialect
-Rows = list[tuple[Any, ...]]
 
 
 class NotFoundError(StoreError, LookupError):
@@ -320,75 +317,9 @@ class CheckReport:
 # -- SQL access ---------------------------------------------------------------------
 
 
-class _Sql(Protocol):
-    dialect: Dialect
-    prefix: str
-
-    async def read(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Rows]:
-        """Run read-only statements (``$n`` placeholders) in one snapshot."""
-        ...
-
-
-class _SqliteSql:
-    dialect: Dialect = "sqlite"
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self.prefix: str = store.q.prefix
-
-    async def read(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Rows]:
-        store = self._store
-        store._check_open()
-        rendered = [(to_sqlite(sql), tuple(params)) for sql, params in statements]
-
-        def run() -> list[Rows]:
-            # The store's worker-thread reader: long reads never block the event loop.
-            conn: sqlite3.Connection = store._bg
-            conn.execute("BEGIN")
-            try:
-                return [conn.execute(sql, params).fetchall() for sql, params in rendered]
-            finally:
-                conn.execute("COMMIT")
-
-        result: list[Rows] = await store._retrying_offload(run)
-        return result
-
-
-class _PostgresSql:
-    dialect: Dialect = "postgres"
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self.prefix: str = store.q.prefix
-        self.lock_class: int = store._lock_class
-
-    async def read(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Rows]:
-        store = self._store
-        store._check_open()
-
-        async def run(conn: Any) -> list[Rows]:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return [
-                    [tuple(r) for r in await conn.fetch(sql, *params)] for sql, params in statements
-                ]
-
-        # The store's pool, with its retries while the server is unreachable.
-        result: list[Rows] = await store._with_conn(run, True)
-        return result
-
-
-def _sql(container: object) -> _Sql:
-    from .backends.sqlite import SqliteStore
-
-    if isinstance(container, SqliteStore):
-        return _SqliteSql(container)
-    try:
-        from .backends.postgres import PostgresStore
-    except ImportError:  # asyncpg is not installed: it cannot be a PostgresStore
-        pass
-    else:
-        if isinstance(container, PostgresStore):
-            return _PostgresSql(container)
+def _sql(container: object) -> SqlStore:
+    if isinstance(container, SqlStore):
+        return container
     raise ConfigError(
         f"this command needs an SQL store (sqlite:// or postgresql://), not "
         f"{type(container).__name__}"
@@ -481,21 +412,16 @@ def _status(row: tuple[int, int] | None) -> SchemaStatus:
     return SchemaStatus(row[0], row[1], schema.LATEST, tuple(schema.plan(*row)))
 
 
-def _version_row(rows: Rows, prefix: str) -> tuple[int, int]:
-    if len(rows) != 1:
-        raise SchemaError(f"the table {prefix}version must hold exactly one row, found {len(rows)}")
-    return int(rows[0][0]), int(rows[0][1])
-
-
 async def schema_status(container: Container) -> SchemaStatus:
     """The schema version of an open SQL store and the migrations it still needs.
 
     Raises:
         SchemaTooNewError: the database was written by a newer wastore.
     """
-    sql = _sql(container)
-    (rows,) = await sql.read([(f"SELECT version, compat FROM {sql.prefix}version", ())])
-    return _status(_version_row(rows, sql.prefix))
+    row = await _sql(container).schema_version()
+    if row is None:
+        raise SchemaError("the wastore tables are gone from the database")
+    return _status(row)
 
 
 async def schema_status_at(url: str) -> SchemaStatus:
@@ -514,8 +440,13 @@ async def schema_status_at(url: str) -> SchemaStatus:
     options = url_options(url)
     prefix = schema.check_prefix(options.get("prefix", schema.DEFAULT_PREFIX))
     if scheme == "sqlite":
+        from .backends.sqlite import read_schema_version
+
         path = _sqlite_path(url)
-        row = await asyncio.to_thread(_sqlite_version_row, path, prefix)
+        try:
+            row = await read_schema_version(path, prefix)
+        except FileNotFoundError:
+            raise NotFoundError(f"the SQLite database {str(path)!r} does not exist") from None
     elif scheme in ("postgresql", "postgres"):
         row = await _postgres_version_row(url, prefix)
     else:
@@ -525,71 +456,15 @@ async def schema_status_at(url: str) -> SchemaStatus:
     return _status(row)
 
 
-_OTHER_TABLES: Final = (
-    "there are tables with the prefix {p!r} but no {p}version table: this is not a wastore "
-    "database, or it uses another table prefix (?prefix=...)"
-)
-
-
-def _sqlite_version_row(path: Path, prefix: str) -> tuple[int, int] | None:
-    if not path.exists():
-        raise NotFoundError(f"the SQLite database {str(path)!r} does not exist")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        raise StoreError(f"cannot open {str(path)!r} read-only: {err}") from err
-    try:
-        names = {
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        }
-        if f"{prefix}version" not in names:
-            if any(n.startswith(prefix) for n in names):
-                raise SchemaError(_OTHER_TABLES.format(p=prefix))
-            return None
-        return _version_row(
-            conn.execute(f"SELECT version, compat FROM {prefix}version").fetchall(), prefix
-        )
-    except sqlite3.DatabaseError as err:
-        raise StoreError(f"cannot read {str(path)!r}: {err}") from err
-    finally:
-        conn.close()
-
-
 async def _postgres_version_row(url: str, prefix: str) -> tuple[int, int] | None:
     try:
-        import asyncpg
-
-        from .backends.postgres.engine import _translate, display_url, parse_postgres_url
+        from .backends.postgres import read_schema_version
     except ImportError as err:
         raise ConfigError(
             "the postgresql:// backend needs asyncpg, which is not installed: "
             "pip install 'wastore[postgres]'"
         ) from err
-    dsn, options = parse_postgres_url(url)
-    where = display_url(url)
-    try:
-        conn = await asyncpg.connect(dsn, timeout=float(options.get("connect_timeout", 10.0)))
-    except Exception as err:
-        raise _translate(err, "connecting", where) from err
-    try:
-        if await conn.fetchval("SELECT to_regclass($1)", f"{prefix}version") is None:
-            others = await conn.fetchval(
-                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
-                "AND tablename LIKE $1",
-                prefix.replace("_", "\\_") + "%",
-            )
-            if others:
-                raise SchemaError(_OTHER_TABLES.format(p=prefix))
-            return None
-        rows = [tuple(r) for r in await conn.fetch(f"SELECT version, compat FROM {prefix}version")]
-        return _version_row(rows, prefix)
-    except StoreError:
-        raise
-    except Exception as err:
-        raise _translate(err, "reading the schema version", where) from err
-    finally:
-        await conn.close()
+    return await read_schema_version(url, prefix)
 
 
 # -- accounts ---------------------------------------------------------------------
@@ -624,31 +499,10 @@ def _lease(row: Sequence[Any]) -> Lease:
     return Lease(int(row[0]), str(row[1]), str(row[2]), int(row[3]), expires)
 
 
-def _lease_query(sql: _Sql, device_id: int | None) -> tuple[str, tuple[Any, ...]]:
-    """The statement listing leases (SQLite: the lease rows; PostgreSQL: the advisory
-    locks of this table prefix held in this database)."""
-    if isinstance(sql, _PostgresSql):
-        q = (
-            "SELECT l.objid::bigint, COALESCE(a.application_name, ''), "
-            "COALESCE(host(a.client_addr), 'local'), l.pid, NULL::float8 "
-            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND l.classid = $1::bigint::oid"
-        )
-        if device_id is not None:
-            return q + " AND l.objid = $2::bigint::oid", (sql.lock_class, device_id & 0xFFFFFFFF)
-        return q + " ORDER BY 1", (sql.lock_class,)
-    q = f"SELECT device_id, holder, host, pid, expires_at FROM {sql.prefix}leases"
-    if device_id is not None:
-        return q + " WHERE device_id = $1", (device_id,)
-    return q + " ORDER BY device_id", ()
-
-
 async def leases(container: Container, device_id: int | None = None) -> list[Lease]:
     """The leases (held, and on SQLite expired ones) of every account, or of one."""
     sql = _sql(container)
-    (rows,) = await sql.read([_lease_query(sql, device_id)])
+    (rows,) = await sql.read_snapshot([sql.lease_listing(device_id)])
     return [_lease(r) for r in rows]
 
 
@@ -682,11 +536,11 @@ async def overviews(container: Container, device_id: int | None = None) -> list[
     versions = f"SELECT device_id, name, version FROM {p}app_state_versions"
     if device_id is not None:
         versions += " WHERE device_id = $1"
-    devices, version_rows, lease_rows = await sql.read(
+    devices, version_rows, lease_rows = await sql.read_snapshot(
         [
             (main, params),
             (versions + " ORDER BY device_id, name", params),
-            _lease_query(sql, device_id),
+            sql.lease_listing(device_id),
         ]
     )
     app_state: dict[int, dict[str, int]] = {}
@@ -812,7 +666,7 @@ async def integrity_check(container: Container) -> list[str] | None:
     sql = _sql(container)
     if sql.dialect != "sqlite":
         return None
-    (rows,) = await sql.read([("PRAGMA integrity_check", ())])
+    (rows,) = await sql.read_snapshot([("PRAGMA integrity_check", ())])
     return [str(r[0]) for r in rows]
 
 
@@ -826,7 +680,7 @@ async def orphan_rows(container: Container) -> list[OrphanRows]:
         f"(SELECT 1 FROM {p}device d WHERE d.id = t.device_id) GROUP BY t.device_id"
         for t in schema.ACCOUNT_TABLES
     )
-    (rows,) = await sql.read([(union, ())])
+    (rows,) = await sql.read_snapshot([(union, ())])
     return sorted(
         (OrphanRows(str(t), int(d), int(n)) for t, d, n in rows),
         key=lambda o: (o.table, o.device_id),
@@ -910,7 +764,7 @@ async def _matches(container: Container, device: portable.Row) -> list[int]:
         params.append(user)
         conds.append(f"pn_user = ${len(params)} OR lid_user = ${len(params)}")
     q = f"SELECT id FROM {sql.prefix}device WHERE {' OR '.join(conds)} ORDER BY id"
-    (rows,) = await sql.read([(q, params)])
+    (rows,) = await sql.read_snapshot([(q, params)])
     return [int(r[0]) for r in rows]
 
 

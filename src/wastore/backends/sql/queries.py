@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from typing import Final
+from typing import Final, Literal
 
 from .codec import DEVICE_COLUMNS
 from .schema import Dialect, check_prefix
@@ -317,6 +317,10 @@ class Queries:
     insert_device: str = _sql(
         f"INSERT INTO {{p}}device (id, {_DEVICE_COLS}) VALUES ($1, {_DEVICE_PARAMS})"
     )
+    insert_device_if_missing: str = _sql(
+        f"INSERT INTO {{p}}device (id, {_DEVICE_COLS}) VALUES ($1, {_DEVICE_PARAMS}) "
+        "ON CONFLICT (id) DO NOTHING"
+    )
     insert_device_auto: str = _sql(
         f"INSERT INTO {{p}}device ({_DEVICE_COLS}) VALUES "
         f"({', '.join(f'${i}' for i in range(1, len(DEVICE_COLUMNS) + 1))}) RETURNING id"
@@ -366,3 +370,60 @@ class Queries:
 def to_sqlite(sql: str) -> str:
     """``$n`` placeholders -> ``?n``."""
     return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+# -- the statements whose form differs per dialect ----------------------------------
+
+BatchMode = Literal["each", "rows", "arrays"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch write: one statement over many rows, each ``(*head, *row, *tail)``.
+
+    ``mode`` says how the engine runs it: ``each`` runs the one-row statement
+    ``sql`` for every row (``executemany``: rows with one key merge as sequential
+    calls would); ``rows`` (SQLite) puts up to 64 rows in one multi-row
+    ``INSERT`` of the one-row statement ``sql``; ``arrays`` (PostgreSQL) runs
+    ``sql`` once with the head, one array per row column, then the tail.
+    """
+
+    sql: str
+    mode: BatchMode
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRead:
+    """A read by many keys: the rows of ``head`` + one key, for many keys at once.
+
+    SQLite: ``sql`` has an ``IN ({inlist})`` the engine fills with placeholders;
+    PostgreSQL: ``sql`` takes the keys as one array parameter after the head.
+    """
+
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialectQueries:
+    """The statements one dialect writes its own way: multi-key reads and batches."""
+
+    get_sessions: KeyRead
+    load_prekeys: KeyRead
+    get_mutation_macs: KeyRead
+    put_identities: Batch
+    put_sessions: Batch
+    put_sender_keys: Batch
+    store_prekeys: Batch
+    """Rows ``(id, record)``, tail ``(uploaded,)``."""
+    put_mutation_macs: Batch
+    """Head ``(device_id, name, version)``, rows ``(index_mac, value_mac)``."""
+    set_sender_key_status: Batch
+    mark_prekeys_uploaded: Batch
+    delete_mutation_macs: Batch
+    delete_sender_key_device_rows: Batch
+    put_lid_mappings: Batch
+    update_device_lists: Batch
+    put_msg_secrets: Batch
+    after_explicit_device_id: str | None
+    """Run after ``insert_device_if_missing`` created a row with a given id (PostgreSQL
+    moves its identity sequence past it); None when nothing is needed."""

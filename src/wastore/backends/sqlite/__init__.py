@@ -1,29 +1,44 @@
-"""SqliteStore: the embedded default (``sqlite:///path.db``)."""
+"""SqliteStore: the embedded default (``sqlite:///path.db``).
 
-from .engine import (
-    CACHE_KIB,
+The package is the SQLite engine of the one SQL backend
+(:mod:`wastore.backends.sql`):
+
+- ``engine``: the connections and how statements run on them (inline on the
+  event loop, large work on one worker thread, busy retries);
+- ``statements``: SQLite's forms of batches and multi-key reads;
+- ``errors``: busy errors and the translation of driver errors;
+- ``leases``: account leases as rows;
+- ``store``: :class:`SqliteStore`, the container (opening, snapshots);
+- ``url``: ``sqlite://`` URLs and options.
+"""
+
+from ..sql.account import SqlAccount as SqliteBackend
+from .engine import CACHE_KIB, SqliteEngine
+from .statements import (
     GET_MACS_IN,
     GET_SESSIONS_IN,
-    SqliteBackend,
-    SqliteStore,
+    LOAD_PREKEYS_IN,
     multi_row_sql,
-    open_sqlite,
     padded_chunks,
-    parse_sqlite_url,
     render_in_list,
     row_chunks,
 )
+from .store import SqliteStore, read_schema_version
+from .url import open_sqlite, parse_sqlite_url
 
 __all__ = [
     "CACHE_KIB",
     "GET_MACS_IN",
     "GET_SESSIONS_IN",
+    "LOAD_PREKEYS_IN",
     "SqliteBackend",
+    "SqliteEngine",
     "SqliteStore",
     "multi_row_sql",
     "open_sqlite",
     "padded_chunks",
     "parse_sqlite_url",
+    "read_schema_version",
     "render_in_list",
     "row_chunks",
 ]
