@@ -191,10 +191,16 @@ class AccountDump:
     """Every row of one account, as Python values (bytes for blob columns).
 
     What :meth:`wastore.contract.PortableContainer.export_account` returns and
-    ``import_account`` takes; :mod:`wastore.portable` turns it into a file.
+    ``import_account`` takes; :mod:`wastore.portable` turns it into a file. It
+    holds private keys: its ``repr`` shows the account's JIDs and row counts only.
     """
 
     tables: dict[str, list[Row]]
+
+    def __repr__(self) -> str:
+        devices = self.tables.get("device") or [{}]
+        who = ", ".join(f"{c}={devices[0].get(c)!r}" for c in ("pn", "lid"))
+        return f"AccountDump({who}, rows={self.count()})"
 
     @property
     def device(self) -> Row:

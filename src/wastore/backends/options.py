@@ -9,9 +9,10 @@ value its converter refuses (``migrate=maybe``), is a :class:`ConfigError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import ConfigError
@@ -30,8 +31,14 @@ class StoreOptions:
     """Upgrade an older schema on open (else it raises SchemaError)."""
 
 
+_SECRET_PARAM: Final = re.compile(r"((?:^|[?&;])[^=&;]*password[^=&;]*=)[^&;#]*", re.I)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and messages)."""
+    """The URL with any password replaced by ``***`` (for logs and messages): the
+    password of its user part, and query parameters such as ``password=`` or
+    ``sslpassword=``."""
+    url = _SECRET_PARAM.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
     except ValueError:

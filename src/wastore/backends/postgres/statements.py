@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..sql.queries import Batch, DialectQueries, KeyRead, Queries
+from .leases import MIGRATION_OBJID, lock_class
 
 # Templates ({p}: the table prefix); the raw-asyncpg benchmark runs them too.
 STATEMENTS: Final[dict[str, str]] = {
@@ -103,4 +104,5 @@ def dialect_queries(q: Queries) -> DialectQueries:
         update_device_lists=each(q.update_device_list),
         put_msg_secrets=each(q.put_msg_secret),
         after_explicit_device_id=s["bump_device_ids"],
+        lock_accounts=f"SELECT pg_advisory_xact_lock({lock_class(q.prefix)}, {MIGRATION_OBJID})",
     )

@@ -276,6 +276,9 @@ class SqlAccount:
             self._q.set_sync_key, (self._id, key_id, key.key_data, key.fingerprint, key.timestamp)
         )
 
+    async def delete_sync_key(self, key_id: bytes) -> None:
+        await self._write(self._q.delete_sync_key, (self._id, v.sync_key_id(key_id)))
+
     async def get_latest_sync_key_id(self) -> bytes | None:
         value = await self._e.value(self._q.latest_sync_key_id, (self._id,))
         return None if value is None else codec.blob(value, "sync_keys", "latest")
@@ -308,6 +311,11 @@ class SqlAccount:
         if not wanted:
             return {}
         rows = await self._e.by_keys(self._dq.get_mutation_macs, (self._id, name), wanted)
+        return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
+
+    async def get_all_mutation_macs(self, name: str) -> dict[bytes, bytes]:
+        name = v.collection_name(name)
+        rows = await self._e.rows(self._q.all_mutation_macs, (self._id, name), expect=None)
         return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
 
     async def delete_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> None:

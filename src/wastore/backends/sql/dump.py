@@ -1,39 +1,20 @@
-"""Statements, row conversion and row checks for exporting and importing one account.
+"""Statements and row conversion for exporting and importing one account.
 
 Both SQL backends use these, so an account moves between SQLite and
 PostgreSQL through the same columns in the same order (see
-:mod:`wastore.portable` for the document format). :func:`row_problems`
-decodes every row the way the store does, so an import refuses what the
-store could not read back.
+:mod:`wastore.portable` for the document format).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any
 
-from ... import _validate as v
-from ...errors import CorruptRecordError, StoreError, ValidationError
+from ...errors import CorruptRecordError, ValidationError
+from ...portable import COLUMNS, EXPORTED_TABLES
 from ...values import AccountDump, Row
-from . import codec, schema
 from .queries import to_sqlite
 from .schema import Dialect, check_prefix
-
-EXPORTED_TABLES: Final = tuple(t for t in schema.TABLES if t != "leases")
-_HIDDEN: Final = frozenset({"device_id"})
-
-
-def table_columns() -> dict[str, tuple[tuple[str, schema.ColumnKind], ...]]:
-    """The columns each exported table carries in the document."""
-    cols = schema.columns()
-    out: dict[str, tuple[tuple[str, schema.ColumnKind], ...]] = {}
-    for table in EXPORTED_TABLES:
-        hidden = _HIDDEN | ({"id"} if table == "device" else set())
-        out[table] = tuple((c, k) for c, k in cols[table] if c not in hidden)
-    return out
-
-
-COLUMNS: Final = table_columns()
 
 
 def select_sql(table: str, dialect: Dialect, prefix: str) -> str:
@@ -135,126 +116,12 @@ def table_rows(
     return out
 
 
-def check(dump: AccountDump) -> None:
-    """Check every row the way the store decodes it; raise ValidationError on the first problem."""
-    devices = dump.tables.get("device", [])
-    if len(devices) != 1:
-        raise ValidationError(f"an account file holds exactly one device row, found {len(devices)}")
-    problems = list(row_problems(dump.tables))
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ValidationError(f"the account file is not valid: {problems[0]}{more}")
-
-
-def row_problems(tables: Mapping[str, list[Row]]) -> list[str]:
-    """Every row that the store could not decode, described (used by import and `check`)."""
-    problems: list[str] = []
-
-    def guard(where: str, fn: Any) -> None:
-        try:
-            fn()
-        except (StoreError, TypeError, ValueError, KeyError, IndexError) as err:
-            problems.append(f"{where}: {err}")
-
-    for row in tables.get("device", []):
-
-        def device(row: Row = row) -> None:
-            dev = codec.row_to_device([row.get(c) for c in codec.DEVICE_COLUMNS], None)
-            bad = dev.key_problems()
-            if bad:
-                raise ValidationError("; ".join(bad))
-
-        guard("device row", device)
-    fixed = {
-        ("identities", "key"): 32,
-        ("app_state_macs", "index_mac"): 32,
-        ("app_state_macs", "value_mac"): 32,
-        ("msg_secrets", "secret"): 32,
-    }
-    for (table, col), size in fixed.items():
-        for row in tables.get(table, []):
-            value = row.get(col)
-            if not isinstance(value, bytes) or len(value) != size:
-                found = len(value) if isinstance(value, bytes) else type(value).__name__
-                problems.append(
-                    f"{table} row {_row_label(table, row)}: {col} must be {size} bytes, "
-                    f"found {found}"
-                )
-    for row in tables.get("sync_keys", []):
-        guard(
-            "sync_keys row",
-            lambda row=row: codec.sync_key(
-                (row["key_data"], row["fingerprint"], row["timestamp"]), b""
-            ),
-        )
-    for row in tables.get("app_state_versions", []):
-        guard(
-            f"app_state_versions {row.get('name')!r}",
-            lambda row=row: codec.hash_state((row["version"], row["hash"]), row["name"]),
-        )
-    for row in tables.get("device_lists", []):
-        guard(
-            f"device_lists {row.get('user_id')!r}",
-            lambda row=row: codec.device_list(
-                (row["devices"], row["timestamp"], row["phash"], row["raw_id"]), row["user_id"]
-            ),
-        )
-    for row in tables.get("lid_pn_mappings", []):
-        guard(
-            "lid_pn_mappings row",
-            lambda row=row: codec.lid_mapping(
-                (
-                    row["lid"],
-                    row["phone_number"],
-                    row["created_at"],
-                    row["updated_at"],
-                    row["learning_source"],
-                )
-            ),
-        )
-    for table in ("prekeys", "signed_prekeys"):
-        for row in tables.get(table, []):
-            guard(f"{table} row", lambda row=row: v.prekey_id(row["id"]))
-    for table in ("sessions", "sender_keys", "prekeys", "signed_prekeys"):
-        for row in tables.get(table, []):
-            rec = row.get("record")
-            if not isinstance(rec, bytes) or not rec:
-                problems.append(
-                    f"{table} row {_row_label(table, row)} has an empty or missing record"
-                )
-    return problems
-
-
-_LABEL_COLUMNS: Final = {
-    "identities": ("address",),
-    "sessions": ("address",),
-    "sender_keys": ("address",),
-    "prekeys": ("id",),
-    "signed_prekeys": ("id",),
-    "app_state_macs": ("name", "index_mac"),
-    "msg_secrets": ("chat", "sender", "msg_id"),
-}
-
-
-def _row_label(table: str, row: Row) -> str:
-    """The key of a row, short enough for a message (bytes as a hex prefix)."""
-    parts = []
-    for col in _LABEL_COLUMNS.get(table, ()):
-        value = row.get(col)
-        parts.append(value[:8].hex() + "…" if isinstance(value, bytes) else repr(value))
-    return ", ".join(parts) or "?"
-
-
 __all__ = [
-    "COLUMNS",
     "EXPORTED_TABLES",
     "account_users",
-    "check",
     "insert_sql",
     "refuse_existing",
-    "row_problems",
     "select_sql",
-    "table_columns",
     "table_rows",
     "to_params",
     "to_rows",

@@ -137,6 +137,7 @@ class Queries:
         "excluded.key_data, fingerprint = excluded.fingerprint, timestamp = excluded.timestamp "
         "WHERE {p}sync_keys.timestamp <= excluded.timestamp"
     )
+    delete_sync_key: str = _sql("DELETE FROM {p}sync_keys WHERE device_id = $1 AND key_id = $2")
     latest_sync_key_id: str = _sql(
         "SELECT key_id FROM {p}sync_keys WHERE device_id = $1 ORDER BY timestamp DESC, key_id DESC "
         "LIMIT 1"
@@ -157,6 +158,9 @@ class Queries:
     get_mutation_mac: str = _sql(
         "SELECT value_mac FROM {p}app_state_macs WHERE device_id = $1 AND name = $2 AND index_mac "
         "= $3"
+    )
+    all_mutation_macs: str = _sql(
+        "SELECT index_mac, value_mac FROM {p}app_state_macs WHERE device_id = $1 AND name = $2"
     )
     delete_mutation_mac: str = _sql(
         "DELETE FROM {p}app_state_macs WHERE device_id = $1 AND name = $2 AND index_mac = $3"
@@ -335,6 +339,7 @@ class Queries:
     load_device: str = _sql(f"SELECT {_DEVICE_COLS} FROM {{p}}device WHERE id = $1")
     device_exists: str = _sql("SELECT 1 FROM {p}device WHERE id = $1")
     list_devices: str = _sql("SELECT id FROM {p}device ORDER BY id")
+    first_devices: str = _sql("SELECT id FROM {p}device ORDER BY id LIMIT 11")
     find_device: str = _sql(
         "SELECT id FROM {p}device WHERE pn_user = $1 OR lid_user = $1 ORDER BY id LIMIT 1"
     )
@@ -427,3 +432,7 @@ class DialectQueries:
     after_explicit_device_id: str | None
     """Run after ``insert_device_if_missing`` created a row with a given id (PostgreSQL
     moves its identity sequence past it); None when nothing is needed."""
+    lock_accounts: str | None
+    """Run first in a transaction that must not interleave with another process's
+    creation of accounts (PostgreSQL: the schema's advisory transaction lock); None
+    where every write transaction excludes the others (SQLite's ``BEGIN IMMEDIATE``)."""

@@ -20,10 +20,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ... import _validate as v
+from ... import portable
 from ...device import Device
 from ...errors import DeviceNotFoundError, StoreError, ValidationError
 from ...jid import JID, as_jid
 from ...values import AccountDump
+from .._common import several_accounts
 from . import codec, dump, migrate
 from .account import SqlAccount
 from .engine import Engine, Rows, Tx
@@ -69,6 +71,27 @@ class SqlStore:
 
     async def devices(self) -> list[int]:
         return [int(r[0]) for r in await self.engine.rows(self.q.list_devices, ())]
+
+    async def first_device(self) -> int:
+        row = codec.device_to_row(Device.new(), 0)
+        q, lock = self.q, self.engine.dq.lock_accounts
+
+        # One transaction: two processes starting on an empty database cannot both
+        # see no account and create one each.
+        async def pick(tx: Tx) -> list[int] | int:
+            if lock is not None:
+                await tx.one(lock, ())
+            ids = [int(r[0]) for r in await tx.rows(q.first_devices, ())]
+            if ids:
+                return ids
+            return int((await tx.one(q.insert_device_auto, row))[0])
+
+        found = await self.engine.atomic(pick)
+        if isinstance(found, int):
+            return found
+        if len(found) > 1:
+            raise several_accounts(found)
+        return found[0]
 
     def backend(self, device_id: int) -> SqlAccount:
         """The account's backend; no I/O (a missing account reads nothing, refuses writes)."""
@@ -122,7 +145,7 @@ class SqlStore:
             ValidationError: the dump does not check out, or the account (same phone
                 number or LID) exists and ``replace`` is false.
         """
-        dump.check(account)
+        portable.check(account)
         dialect, prefix, q = self.dialect, self.prefix, self.q
         users = dump.account_users(account)
 

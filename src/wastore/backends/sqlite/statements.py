@@ -128,4 +128,5 @@ def dialect_queries(q: Queries) -> DialectQueries:
         put_msg_secrets=each(q.put_msg_secret),
         # AUTOINCREMENT moves past an id given explicitly by itself
         after_explicit_device_id=None,
+        lock_accounts=None,
     )
