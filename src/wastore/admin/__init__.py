@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from . import portable
-from .backends.sql import schema
-from .backends.sql.store import SqlStore
-from .contract import Container, PortableContainer
-from .errors import (
+from .. import portable
+from ..backends.sql import schema
+from ..backends.sql.store import SqlStore
+from ..contract import Container, PortableContainer
+from ..errors import (
     AccountInUseError,
     ConfigError,
     CorruptRecordError,
@@ -44,9 +44,9 @@ from .errors import (
     StoreError,
     ValidationError,
 )
-from .jid import JID
-from .portable import AccountDump
-from .registry import open_store, redact_url, url_options
+from ..jid import JID
+from ..portable import AccountDump
+from ..registry import open_store, redact_url, url_options
 
 __all__ = [
     "AccountDetail",
@@ -366,7 +366,7 @@ def _scheme(url: str) -> str:
 
 
 def _sqlite_path(url: str) -> Path:
-    from .backends.sqlite import parse_sqlite_url
+    from ..backends.sqlite import parse_sqlite_url
 
     return Path(parse_sqlite_url(url)[0])
 
@@ -440,7 +440,7 @@ async def schema_status_at(url: str) -> SchemaStatus:
     options = url_options(url)
     prefix = schema.check_prefix(options.get("prefix", schema.DEFAULT_PREFIX))
     if scheme == "sqlite":
-        from .backends.sqlite import read_schema_version
+        from ..backends.sqlite import read_schema_version
 
         path = _sqlite_path(url)
         try:
@@ -458,7 +458,7 @@ async def schema_status_at(url: str) -> SchemaStatus:
 
 async def _postgres_version_row(url: str, prefix: str) -> tuple[int, int] | None:
     try:
-        from .backends.postgres import read_schema_version
+        from ..backends.postgres import read_schema_version
     except ImportError as err:
         raise ConfigError(
             "the postgresql:// backend needs asyncpg, which is not installed: "
