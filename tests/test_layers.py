@@ -125,8 +125,10 @@ def test_the_contract_depends_on_values_only() -> None:
     assert targets and all(rank(t) == 0 for t in targets), targets
 
 
-def test_admin_uses_no_private_name_of_another_module() -> None:
-    path = ROOT / "admin" / "__init__.py"
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "admin").glob("*.py")), ids=lambda p: module_name(p)
+)
+def test_admin_uses_no_private_name_of_another_module(path: Path) -> None:
     tree = ast.parse(path.read_text())
     problems = [
         f"line {node.lineno}: .{node.attr}"
