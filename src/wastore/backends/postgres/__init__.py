@@ -13,6 +13,7 @@ The package is the PostgreSQL engine of the one SQL backend
 - ``url``: ``postgresql://`` URLs and options.
 """
 
+# The account class of the one SQL backend, under the name it had before it was shared.
 from ..sql.account import SqlAccount as PostgresBackend
 from .engine import PostgresEngine
 from .errors import display_url

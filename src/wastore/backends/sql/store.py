@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Self
 
 from ... import _validate as v
 from ... import portable
@@ -119,7 +119,7 @@ class SqlStore:
         """Close the store (safe to call twice)."""
         await self.engine.close()
 
-    async def __aenter__(self) -> SqlStore:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,6 +12,7 @@ The package is the SQLite engine of the one SQL backend
 - ``url``: ``sqlite://`` URLs and options.
 """
 
+# The account class of the one SQL backend, under the name it had before it was shared.
 from ..sql.account import SqlAccount as SqliteBackend
 from .engine import CACHE_KIB, SqliteEngine
 from .statements import (
