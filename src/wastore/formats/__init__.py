@@ -1,0 +1,1 @@
+"""Foreign account formats (provisional package marker; the import API lives here)."""
