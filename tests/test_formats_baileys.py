@@ -34,24 +34,12 @@ from typing import Any
 import pytest
 
 import wastore
-from wastore import JID, AppStateSyncKey, HashState
+from wastore import AppStateSyncKey, HashState
 from wastore.formats import baileys as baileys_format
 from wastore.formats import export_to, import_from, libsignal
-from wastore.interop.axolotl import SyncAccount, SyncContainer, axolotl_address, sender_key_name
+from wastore.interop.axolotl import SyncContainer
 
-# python-axolotl after wastore.interop.axolotl, which imports it quietly
-from axolotl.groups.groupcipher import GroupCipher  # isort: skip
-from axolotl.groups.groupsessionbuilder import GroupSessionBuilder  # isort: skip
-from axolotl.protocol.prekeywhispermessage import PreKeyWhisperMessage  # isort: skip
-from axolotl.protocol.senderkeydistributionmessage import (  # isort: skip
-    SenderKeyDistributionMessage,
-)
-from axolotl.protocol.whispermessage import WhisperMessage  # isort: skip
-from axolotl.sessionbuilder import SessionBuilder  # isort: skip
-from axolotl.sessioncipher import SessionCipher  # isort: skip
-from axolotl.state.prekeybundle import PreKeyBundle  # isort: skip
-from axolotl.ecc.djbec import DjbECPublicKey  # isort: skip
-from axolotl.identitykey import IdentityKey  # isort: skip
+from _parties import Party, b64, new_party, say, unb64  # isort: skip
 from peers import install  # isort: skip
 
 pytestmark = [
@@ -64,19 +52,6 @@ BAILEYS_LID = "111111111:7@lid"
 P1 = "98765432@lid"
 P2 = "15550000002:3@s.whatsapp.net"
 GROUP = "120363000000000001@g.us"
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(bytes(data)).decode("ascii")
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text)
-
-
-def say(*parts: object) -> None:
-    """One line of the conversation's transcript (shown with ``pytest -s``)."""
-    print("  ", *parts)
 
 
 class BaileysPeer:
@@ -136,99 +111,6 @@ class BaileysPeer:
                 self.proc.wait()
         self.proc.stdin.close()
         self.proc.stdout.close()
-
-
-class Party:
-    """A python-axolotl account over wastore (a peer, or the imported Baileys account)."""
-
-    def __init__(self, account: SyncAccount) -> None:
-        self.account = account
-        self.store = account.store
-
-    def cipher(self, jid: str) -> SessionCipher:
-        a = axolotl_address(jid)
-        s = self.store
-        return SessionCipher(s, s, s, s, a.getName(), a.getDeviceId())
-
-    def send(self, jid: str, text: bytes) -> tuple[str, bytes]:
-        message = self.cipher(jid).encrypt(text)
-        self.store.flush()
-        return ("pkmsg" if message.getType() == 3 else "msg"), bytes(message.serialize())
-
-    def receive(self, jid: str, wire: tuple[str, bytes]) -> bytes:
-        c = self.cipher(jid)
-        if wire[0] == "pkmsg":
-            plaintext = c.decryptPkmsg(PreKeyWhisperMessage(serialized=wire[1]))
-        else:
-            plaintext = c.decryptMsg(WhisperMessage(serialized=wire[1]))
-        self.store.flush()
-        return bytes(plaintext)
-
-    def start_session(self, jid: str, bundle: dict[str, Any]) -> None:
-        spk = bundle["signedPreKey"]
-        pre = bundle["preKeys"][0]
-        b = PreKeyBundle(
-            bundle["registrationId"],
-            0,
-            pre["id"],
-            DjbECPublicKey(unb64(pre["public"])[1:]),
-            spk["id"],
-            DjbECPublicKey(unb64(spk["public"])[1:]),
-            unb64(spk["signature"]),
-            IdentityKey(DjbECPublicKey(unb64(bundle["identity"])[1:])),
-        )
-        a = axolotl_address(jid)
-        s = self.store
-        SessionBuilder(s, s, s, s, a.getName(), a.getDeviceId()).processPreKeyBundle(b)
-        s.flush()
-
-    def bundle(self) -> dict[str, Any]:
-        [record] = self.store.generate_pre_keys(1)
-        self.store.mark_pre_keys_uploaded([record.getId()])
-        d = self.account.device()
-        return {
-            "registrationId": d.registration_id,
-            "identity": b64(b"\x05" + d.identity_key.public),
-            "signedPreKey": {
-                "id": d.signed_pre_key_id,
-                "public": b64(b"\x05" + d.signed_pre_key.public),
-                "signature": b64(d.signed_pre_key_signature),
-            },
-            "preKey": {
-                "id": record.getId(),
-                "public": b64(record.getKeyPair().getPublicKey().serialize()),
-            },
-        }
-
-    def group_distribution(self, me: str) -> bytes:
-        skdm = GroupSessionBuilder(self.store).create(sender_key_name(GROUP, me))
-        self.store.flush()
-        return bytes(skdm.serialize())
-
-    def group_process(self, author: str, skdm: bytes) -> None:
-        GroupSessionBuilder(self.store).process(
-            sender_key_name(GROUP, author), SenderKeyDistributionMessage(serialized=skdm)
-        )
-        self.store.flush()
-
-    def group_send(self, me: str, text: bytes) -> bytes:
-        data = GroupCipher(self.store, sender_key_name(GROUP, me)).encrypt(text)
-        self.store.flush()
-        return bytes(data)
-
-    def group_receive(self, author: str, data: bytes) -> bytes:
-        plaintext = GroupCipher(self.store, sender_key_name(GROUP, author)).decrypt(data)
-        self.store.flush()
-        return bytes(plaintext)
-
-
-def new_party(container: SyncContainer, jid: str) -> Party:
-    account = container.account(container.create_device())
-    parsed = JID.parse(jid)
-    cmd = wastore.SetLid(parsed) if parsed.server == "lid" else wastore.SetId(parsed)
-    account.run(account.manager.process_command(cmd))
-    account.flush()
-    return Party(account)
 
 
 def roundtrip_files(folder: Path) -> int:
@@ -315,18 +197,20 @@ def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) ->
         assert node.receive(P1, wire) == b"after the held one"
         say("P1 -> Baileys: one message held back, the next decrypted")
 
-        node.call("process_skdm", group=GROUP, author=P1, skdm=b64(p1.group_distribution(P1)))
-        g0 = p1.group_send(P1, b"group hello")
-        held_group = p1.group_send(P1, b"group held back")
-        g2 = p1.group_send(P1, b"group third")
+        node.call(
+            "process_skdm", group=GROUP, author=P1, skdm=b64(p1.group_distribution(GROUP, P1))
+        )
+        g0 = p1.group_send(GROUP, P1, b"group hello")
+        held_group = p1.group_send(GROUP, P1, b"group held back")
+        g2 = p1.group_send(GROUP, P1, b"group third")
         assert node.group_receive(P1, g0) == b"group hello"
         assert node.group_receive(P1, g2) == b"group third"
         say("P1 -> group: 3 messages, Baileys decrypts #0 and #2 (#1 held back)")
         data, skdm = node.group_send(b"group from Bailey")
-        p1.group_process(BAILEYS, skdm)
-        assert p1.group_receive(BAILEYS, data) == b"group from Bailey"
+        p1.group_process(GROUP, BAILEYS, skdm)
+        assert p1.group_receive(GROUP, BAILEYS, data) == b"group from Bailey"
         data, _ = node.group_send(b"group from Bailey again")
-        assert p1.group_receive(BAILEYS, data) == b"group from Bailey again"
+        assert p1.group_receive(GROUP, BAILEYS, data) == b"group from Bailey again"
         say("Baileys -> group: 2 messages, P1 decrypts both")
 
         sync_key_data = os.urandom(32)
@@ -415,12 +299,12 @@ def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) ->
             assert wire[0] == "msg" and p2.receive(BAILEYS, wire) == b"moved account to P2"
             say("P2 <-> moved account (msg both ways)")
 
-            g3 = p1.group_send(P1, b"group after the move")
-            assert me.group_receive(P1, g3) == b"group after the move"
-            assert me.group_receive(P1, held_group) == b"group held back"
+            g3 = p1.group_send(GROUP, P1, b"group after the move")
+            assert me.group_receive(GROUP, P1, g3) == b"group after the move"
+            assert me.group_receive(GROUP, P1, held_group) == b"group held back"
             say("P1 -> group: the moved account decrypts the next and the held-back message")
-            data = me.group_send(BAILEYS, b"group from the moved account")
-            assert p1.group_receive(BAILEYS, data) == b"group from the moved account"
+            data = me.group_send(GROUP, BAILEYS, b"group from the moved account")
+            assert p1.group_receive(GROUP, BAILEYS, data) == b"group from the moved account"
             say("moved account -> group: P1 decrypts with the sender key it had (no new SKDM)")
             account.close()
         finally:
@@ -448,10 +332,10 @@ def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) ->
         wire = node.send(P2, b"Baileys to P2 again")
         assert wire[0] == "msg" and p2.receive(BAILEYS, wire) == b"Baileys to P2 again"
         say("P2 <-> Baileys from the exported folder (msg both ways)")
-        g4 = p1.group_send(P1, b"group to Baileys again")
+        g4 = p1.group_send(GROUP, P1, b"group to Baileys again")
         assert node.group_receive(P1, g4) == b"group to Baileys again"
         data, _ = node.group_send(b"group from Baileys again")
-        assert p1.group_receive(BAILEYS, data) == b"group from Baileys again"
+        assert p1.group_receive(GROUP, BAILEYS, data) == b"group from Baileys again"
         say("group both ways from the exported folder (no new SKDM processed by P1)")
         node.close()
         n = roundtrip_files(out)
