@@ -65,7 +65,7 @@ class Party:
 
     def start_session(self, jid: str, bundle: dict[str, Any]) -> None:
         spk = bundle["signedPreKey"]
-        pre = bundle["preKeys"][0]
+        pre = bundle["preKey"] if "preKey" in bundle else bundle["preKeys"][0]
         b = PreKeyBundle(
             bundle["registrationId"],
             0,
