@@ -313,3 +313,14 @@ def test_export_refuses_a_folder_in_use(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="not empty"):
         baileys.write(dump, folder)
     assert sorted(p.name for p in folder.iterdir()) == ["creds.json"]
+
+
+def test_a_malformed_key_is_refused_without_showing_it(tmp_path: Path) -> None:
+    folder = baileys_folder(tmp_path / "auth")
+    creds = json.loads((folder / "creds.json").read_text())
+    secret = list(range(200, 232))
+    creds["signedIdentityKey"]["private"] = {"data": secret}  # not a Buffer
+    (folder / "creds.json").write_text(json.dumps(creds))
+    with pytest.raises(ValidationError, match=r"signedIdentityKey\.private") as info:
+        baileys.read(folder)
+    assert "200" not in str(info.value) and "231" not in str(info.value)

@@ -203,7 +203,8 @@ def _int(value: Any, where: str, lo: int = 0, hi: int = (1 << 63) - 1) -> int:
     if isinstance(value, str) and value.lstrip("-").isdigit():
         value = int(value)  # protobuf.js writes 64-bit integers as text
     if type(value) is not int or not lo <= value <= hi:
-        raise _Bad(f"{where}: expected an integer in [{lo}, {hi}], found {value!r:.40}")
+        found = value if type(value) is int else f"a {type(value).__name__}"
+        raise _Bad(f"{where}: expected an integer in [{lo}, {hi}], found {found}")
     return value
 
 
@@ -223,7 +224,7 @@ def _opt_str(value: Any, where: str) -> str | None:
 
 def _bool(value: Any, where: str) -> bool:
     if type(value) is not bool:
-        raise _Bad(f"{where}: expected true or false, found {value!r:.40}")
+        raise _Bad(f"{where}: expected true or false, found a {type(value).__name__}")
     return value
 
 

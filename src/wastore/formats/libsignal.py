@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -114,7 +113,8 @@ def _obj(value: Any, where: str) -> Mapping[str, Any]:
 
 def _int(value: Any, where: str, lo: int = 0, hi: int = _U32) -> int:
     if type(value) is not int or not lo <= value <= hi:
-        raise _Bad(f"{where}: expected an integer in [{lo}, {hi}], found {value!r:.40}")
+        found = value if type(value) is int else _kind(value)
+        raise _Bad(f"{where}: expected an integer in [{lo}, {hi}], found {found}")
     return value
 
 
@@ -161,7 +161,14 @@ def buffer_bytes(value: Any, where: str) -> bytes:
             ordered = [value[str(i)] for i in range(len(value))] if _dense(value) else None
             if ordered is not None:
                 return _int_list(ordered, where)
-    raise _Bad(f"{where}: expected binary data (a Buffer), found {json.dumps(value)[:60]}")
+    # the value itself stays out of the message: it may be key material
+    raise _Bad(f"{where}: expected binary data (a Buffer), found {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"an object with keys {sorted(value)[:5]}"
+    return f"a {type(value).__name__}"
 
 
 def _dense(value: Mapping[str, Any]) -> bool:
