@@ -6,14 +6,12 @@ application, its global options, ``demo`` and ``bench``.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
-from . import commands
+from . import _bench, commands
 from ._common import EXIT_CODES_HELP, Exit, error, state
 
 app = typer.Typer(
@@ -100,27 +98,16 @@ def demo(
     add_help_option=False,
 )
 def bench(ctx: typer.Context) -> None:
-    """Run the benchmark harness (wastore.bench), passing every argument on.
+    """Run the benchmark harness of a wastore checkout, passing every argument on.
 
-    Try: wastore bench --help, wastore bench --quick.
+    The harness is in the repository's benchmarks/ folder, not in the installed
+    package. Try: wastore bench --help, wastore bench --quick.
     """
-    code = _bench_main()(list(ctx.args))
-    raise typer.Exit(int(code or 0))
-
-
-def _bench_main() -> Callable[[list[str]], int | None]:
-    """``wastore.bench.main`` (or the ``main`` of ``python -m wastore.bench``)."""
-    problem = "it has no main()"
-    for module in ("wastore.bench", "wastore.bench.__main__"):
-        try:
-            found = getattr(importlib.import_module(module), "main", None)
-        except ImportError as err:
-            problem = str(err)
-            continue
-        if callable(found):
-            return cast(Callable[[list[str]], int | None], found)
-    error(f"the benchmark harness is not available in this installation ({problem})")
-    raise typer.Exit(Exit.USAGE)
+    root = _bench.find_checkout()
+    if root is None:
+        error(_bench.NOT_HERE)
+        raise typer.Exit(Exit.USAGE)
+    raise typer.Exit(_bench.run_harness(root, list(ctx.args)))
 
 
 def main() -> None:
