@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import wastore
-from wastore.demo import fingerprint
+from wastore.interop.axolotl.demo import fingerprint
 
 
 def run_demo(db: Path) -> str:

@@ -81,7 +81,7 @@ def demo(
     from ._common import run as run_command
 
     try:
-        from ..demo import run as run_demo
+        from ..interop.axolotl.demo import run as run_demo
     except ImportError as err:  # the message says what to install
         error(f"the demo cannot run: {err}")
         raise typer.Exit(Exit.USAGE) from None
