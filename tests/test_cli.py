@@ -291,9 +291,9 @@ def test_without_rich_the_tables_are_plain_text(tmp_path: Path) -> None:
     assert device.identity_key.private.hex() not in detail
 
     copied = cli_without_rich("copy", db, tmp_path / "b.db", "--verify", cwd=tmp_path)
-    assert ok(copied).stdout.strip().splitlines()[-1] == "3 copied"
+    assert ok(copied).stdout.strip().splitlines()[-1] == "3 created"
     assert re.search(
-        rf"^{ids[0]}\s+15550000:7@s.whatsapp.net, 99000:7@lid\s+copied\s+1\s+identical$",
+        rf"^{ids[0]}\s+15550000:7@s.whatsapp.net, 99000:7@lid\s+created\s+1\s+identical$",
         copied.stdout,
         re.MULTILINE,
     )
@@ -460,6 +460,54 @@ async def test_copy_there_and_back_gives_identical_rows(url: str, tmp_path: Path
         (ids[0], "replaced", True)
     ]
     assert await documents(url) == await documents(src)
+
+
+def _copy_table(stdout: str) -> dict[int, str]:
+    """The result column of ``wastore copy``'s table, by source id."""
+    results = {}
+    for line in stdout.strip().splitlines()[:-1]:  # the last line is the tally
+        cells = line.split()
+        if len(cells) >= 3 and cells[0].isdigit():
+            results[int(cells[0])] = next(
+                c.rstrip(":") for c in cells[2:] if c.rstrip(":") in ACTIONS
+            )
+    return results
+
+
+ACTIONS = ("created", "replaced", "unchanged", "conflict", "invalid", "failed")
+
+
+async def test_copy_says_the_same_words_in_its_table_and_its_json(tmp_path: Path) -> None:
+    """What copy did to each account reads the same for people and for scripts."""
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    ids = await fill(src)
+    to_table, to_json = (f"sqlite:///{tmp_path / name}" for name in ("table.db", "json.db"))
+
+    def both() -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+        """The same copy twice: once for people, once for scripts (into another store)."""
+        return cli("copy", src, to_table, cwd=tmp_path), cli(
+            "copy", src, to_json, "--json", cwd=tmp_path
+        )
+
+    first, again = both(), both()
+    async with await wastore.open_store(src) as c:
+        backend = c.backend(ids[0])
+        device = await backend.load()
+        assert device is not None
+        await backend.save(dataclasses.replace(device, push_name="renamed"))
+    changed = both()
+    for (table, as_json), code, expected in (
+        (first, 0, ["created"] * 3),
+        (again, 0, ["unchanged"] * 3),
+        (changed, 1, ["conflict", "unchanged", "unchanged"]),
+    ):
+        assert table.returncode == as_json.returncode == code, (table.stderr, as_json.stderr)
+        actions = [a["action"] for a in json.loads(as_json.stdout)["accounts"]]
+        assert actions == expected
+        assert [_copy_table(table.stdout)[i] for i in ids] == actions, table.stdout
+        tally = {a: actions.count(a) for a in dict.fromkeys(actions)}
+        last_line = table.stdout.strip().splitlines()[-1]
+        assert last_line == ", ".join(f"{n} {a}" for a, n in tally.items())
 
 
 # -- check ---------------------------------------------------------------------------------

@@ -4,6 +4,9 @@
 :func:`read_account` turns an input file into an :class:`~wastore.portable.AccountDump`
 and :func:`write_account` writes one, so that another file format is one more
 reader or writer there. ``copy`` moves accounts between two stores directly.
+The words a command prints for what it did are the ``action`` values of its
+``--json`` output (``created``, ``replaced``, ``unchanged``, ...), in the
+table as in JSON.
 """
 
 from __future__ import annotations
@@ -237,9 +240,10 @@ def copy(
     """Copy accounts between two stores (SQLite -> PostgreSQL and back), one by one.
 
     Each account is one transaction. Running it again is safe: an account already
-    in DST with identical content is skipped; one with other content is reported
-    (exit 1) and replaced only with --replace. Copy stopped accounts: an account
-    that a process is serving changes while it is copied.
+    in DST with identical content is left as it is (unchanged); one with other
+    content is reported (conflict, exit 1) and replaced only with --replace. Copy
+    stopped accounts: an account that a process is serving changes while it is
+    copied.
     """
     src_url, dst_url = store_url(source), store_url(target)
 
@@ -303,14 +307,6 @@ async def _copy_all(
     return results
 
 
-_ACTION_TEXT = {
-    "created": "copied",
-    "replaced": "replaced",
-    "unchanged": "already there",
-    "conflict": "NOT COPIED",
-    "invalid": "NOT COPIED (damaged)",
-    "failed": "NOT COPIED",
-}
 VERIFIED_TEXT = {True: "identical", False: "DIFFERENT", None: "-"}
 
 
@@ -328,7 +324,7 @@ def _print_copy(results: list[admin.CopyResult], verify: bool) -> None:
         row = [
             str(r.source_id),
             cell(account),
-            cell(_ACTION_TEXT[r.action] + (f": {r.detail}" if r.detail else "")),
+            cell(r.action + (f": {r.detail}" if r.detail else "")),
             cell(r.target_id),
         ]
         if verify:
@@ -337,5 +333,5 @@ def _print_copy(results: list[admin.CopyResult], verify: bool) -> None:
     out.table(table)
     tally: dict[str, int] = {}
     for r in results:
-        tally[_ACTION_TEXT[r.action]] = tally.get(_ACTION_TEXT[r.action], 0) + 1
-    out.line(", ".join(f"{n} {what}" for what, n in tally.items()))
+        tally[r.action] = tally.get(r.action, 0) + 1
+    out.line(", ".join(f"{n} {action}" for action, n in tally.items()))
