@@ -361,7 +361,7 @@ def _damaged(data: bytes) -> dict[str, tuple[bytes, str]]:
         "truncated": (data[: len(data) // 2], "truncated"),
         "flipped": (bytes(flipped), "checksum"),
         "future": (json.dumps(future).encode(), "upgrade wastore"),
-        "short key": (json.dumps(short).encode(), "must be 32 bytes"),
+        "short key": (json.dumps(short).encode(), "must be exactly 32 bytes"),
         "key pair": (json.dumps(mismatch).encode(), "does not match"),
     }
 
@@ -537,7 +537,7 @@ async def test_check_finds_damage_done_behind_the_store(url: str, tmp_path: Path
     assert not report["ok"]
     [problem] = report["account_problems"][str(ids[0])]
     assert problem.startswith("identities row '")
-    assert problem.endswith(": key must be 32 bytes, found 31")
+    assert problem.endswith(": identity key must be exactly 32 bytes, got 31")
     assert any(
         "identity_key: the public key does not match" in p
         for p in report["account_problems"][str(ids[1])]
@@ -569,7 +569,9 @@ async def test_check_lists_leases(url: str, tmp_path: Path) -> None:
 async def test_migrate_dry_run_changes_nothing_then_migrate(url: str, tmp_path: Path) -> None:
     await make_v1(url)
     plan = out_json(cli("migrate", url, "--dry-run", "--json", cwd=tmp_path))
-    assert plan["version"] == 1 and [s["version"] for s in plan["steps"]] == [2, 3]
+    assert plan["version"] == 1 and [s["version"] for s in plan["steps"]] == [
+        m.version for m in schema.MIGRATIONS[1:]
+    ]
     assert await version_row(url) == (1, 1)
     assert "wastore migrate" in one_error(cli("devices", url, cwd=tmp_path), 6)
     assert await version_row(url) == (1, 1)
@@ -578,7 +580,7 @@ async def test_migrate_dry_run_changes_nothing_then_migrate(url: str, tmp_path: 
 
     done = out_json(cli("migrate", url, "--json", cwd=tmp_path))
     assert (done["from"], done["to"]) == (1, schema.LATEST)
-    assert [s["version"] for s in done["applied"]] == [2, 3]
+    assert [s["version"] for s in done["applied"]] == [m.version for m in schema.MIGRATIONS[1:]]
     assert await version_row(url) == (schema.LATEST, schema.LATEST_COMPAT)
     assert "up to date" in ok(cli("migrate", url, cwd=tmp_path)).stdout
     assert out_json(cli("check", url, "--json", cwd=tmp_path))["ok"]
@@ -590,9 +592,10 @@ def test_migrate_human_output_and_missing_database(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     asyncio.run(make_v1(f"sqlite:///{db}"))
     dry = ok(cli("migrate", db, "--dry-run", cwd=tmp_path)).stdout
-    assert "2 step(s) to apply" in dry and "3: account leases" in dry
+    steps = len(schema.MIGRATIONS) - 1
+    assert f"{steps} step(s) to apply" in dry and "3: account leases" in dry
     applied = ok(cli("migrate", db, cwd=tmp_path)).stdout
-    assert "applied 2:" in applied and "applied 3:" in applied
+    assert all(f"applied {m.version}:" in applied for m in schema.MIGRATIONS[1:])
     missing = tmp_path / "missing.db"
     assert "does not exist" in one_error(cli("migrate", missing, cwd=tmp_path), 5)
     assert not missing.exists()
