@@ -220,7 +220,7 @@ def test_sync_container_tracks_and_closes_accounts(tmp_path: Path) -> None:
     c = SyncContainer.open(tmp_path / "c.db")  # a filesystem path is an SQLite store
     closed: list[str] = []
     try:
-        device_id = c.create_device()
+        device_id = c.first_device()
         assert c.devices() == [device_id]
         pm = c.open_manager(device_id)
 

@@ -403,7 +403,7 @@ class SyncContainer:
     the duration of one database round trip::
 
         with SyncContainer.open("sqlite:///wa.db") as container:
-            device_id = container.create_device()
+            device_id = container.first_device()
             manager = container.open_manager(device_id)
 
     Accounts opened through it (client adapters register theirs) are closed
@@ -487,6 +487,14 @@ class SyncContainer:
 
     def find_device(self, jid: JID | str) -> int | None:
         return self.run(self._container.find_device(jid))
+
+    def first_device(self) -> int:
+        """The store's only account; a new one in an empty store.
+
+        Raises:
+            ConfigError: the store holds several accounts (the message names them).
+        """
+        return self.run(self._container.first_device())
 
     def open_manager(
         self,
