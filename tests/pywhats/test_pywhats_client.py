@@ -78,8 +78,11 @@ class Talk:
     async def connect(self) -> None:
         await self.client.connect()
         await asyncio.wait_for(self.connected.wait(), 10)
-        # Logged in: the activator has stored the LID of <success> (a device save).
-        await wait_for(lambda: self.client.device.lid is not None)
+        # Logged in: the activator has stored the LID of <success> (a device save) and
+        # uploaded the first one-time pre-keys (stored before they are sent).
+        await wait_for(
+            lambda: self.client.device.lid is not None and bool(self.server.prekey_uploads)
+        )
 
     async def inbound(self, text: str) -> None:
         before = len(self.got)
