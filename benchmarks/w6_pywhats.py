@@ -121,17 +121,18 @@ async def converse(client: Any, server: Any, sp: Any, messages: int, group: int)
     errors: list[Any] = []
     connected = asyncio.Event()
 
-    @client.on("message")
     async def _message(m: Any) -> None:
         got.append(m)
 
-    @client.on("decrypt_error")
     async def _error(msg_id: str, reason: str) -> None:
         errors.append(reason)
 
-    @client.on("connected")
     async def _connected() -> None:
         connected.set()
+
+    client.on("message")(_message)
+    client.on("decrypt_error")(_error)
+    client.on("connected")(_connected)
 
     await client.connect()
     await asyncio.wait_for(connected.wait(), 30)
@@ -256,7 +257,7 @@ async def measure(variant: str, messages: int, group: int, pg: Postgres | None) 
 
 
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
+    return float(statistics.median(r[key] for r in runs))
 
 
 def report(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
