@@ -182,7 +182,7 @@ def test_a_device_pywhats_never_wrote() -> None:
         ({"noise_private": None}, "noise_private must be a base64 string"),
         ({"identity_public": "not base64!"}, "identity_public is not valid base64"),
         ({"identity_public": _b64(31)}, "identity: public key must be exactly 32 bytes"),
-        ({"registration_id": 0}, "registration_id"),
+        ({"registration_id": 1 << 31}, "registration_id"),
         ({"registration_id": "1"}, "registration_id must be an integer"),
         ({"lid": "a.b.c@lid"}, "lid"),
         ({"jid": {"user": "1"}}, "jid lacks 'server'"),
