@@ -64,7 +64,11 @@ def out_json(proc: subprocess.CompletedProcess[str], code: int = 0) -> Any:
 def one_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
     """The single error line of a failed command (no traceback)."""
     assert proc.returncode == code, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.strip() and not line.startswith("wastore: warning: ")
+    ]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("wastore: error: "), proc.stderr
     assert "Traceback" not in proc.stderr

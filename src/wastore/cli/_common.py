@@ -165,6 +165,12 @@ def run(body: Callable[[], Coroutine[Any, Any, int]], *, debug: bool) -> NoRetur
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
         )
+    else:
+        # The library's warnings (a database file's mode tightened, ...) as our own lines.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(_WarningLine())
+        logging.getLogger("wastore").addHandler(handler)
     code: int
     try:
         code = asyncio.run(body())
@@ -183,6 +189,11 @@ def run(body: Callable[[], Coroutine[Any, Any, int]], *, debug: bool) -> NoRetur
             sys.stderr.write(scrub_block("".join(traceback.format_exception(err))))
         error(message)
     raise click.exceptions.Exit(int(code))
+
+
+class _WarningLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"wastore: warning: {scrub(record.getMessage())}"
 
 
 def scrub_block(text: str) -> str:

@@ -35,6 +35,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -44,14 +45,14 @@ from typing import Any, Final, Literal, TypeVar
 
 from ...errors import BackendUnavailableError, ConfigError
 from .. import _txn
-from .._common import shielded
+from .._common import make_private_dirs, shielded
 from ..options import StoreOptions
 from ..retry import SQLITE_BUSY, Budget
 from ..sql import migrate
 from ..sql.engine import Args, Block, Rows, Statements, run_now
 from ..sql.queries import Batch, KeyRead, Queries, to_sqlite
 from ..sql.schema import Dialect, Migration
-from .errors import is_busy, translate
+from .errors import access_problem, diagnose, is_busy, translate
 from .leases import SqliteLeases
 from .statements import dialect_queries, multi_row_sql, padded_chunks, row_chunks
 
@@ -116,17 +117,21 @@ class SqliteEngine:
         if not path.exists():
             if not create:
                 raise ConfigError(f"SQLite database {str(path)!r} does not exist")
-            if path.parent and not path.parent.exists():
-                path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
             try:
+                make_private_dirs(path.parent if str(path.parent) else Path("."))
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
                 os.close(fd)
             except FileExistsError:
                 pass
             except OSError as err:
-                raise ConfigError(
-                    f"cannot create SQLite database {str(path)!r}: {err.strerror}"
+                why = diagnose(path)
+                raise BackendUnavailableError(
+                    f"cannot create SQLite database {str(path)!r}: {why or err.strerror}"
                 ) from err
+        _private_files(path)
+        why = access_problem(path)
+        if why is not None:
+            raise BackendUnavailableError(f"cannot open SQLite database {str(path)!r}: {why}")
         budget_ms = int(self.opts.busy_timeout * 1000)
         try:
             self._w = self._connect(busy_ms=budget_ms)
@@ -161,7 +166,7 @@ class SqliteEngine:
             self._bg = self._connect(busy_ms=budget_ms)
             self._bg.execute("PRAGMA query_only=ON")
         except sqlite3.Error as err:
-            raise translate(err, f"opening {str(path)!r}") from err
+            raise translate(err, f"opening {str(path)!r}", path) from err
 
     def _busy_retry_sync(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the worker thread, retrying busy errors within the busy budget."""
@@ -335,7 +340,7 @@ class SqliteEngine:
             n = w.execute(sql, args).rowcount
         except sqlite3.Error as err:
             if not is_busy(err):
-                raise translate(err, "write") from err
+                raise translate(err, "write", self.path) from err
             return await self._atomic(lambda c: c.execute(sql, args).rowcount)
         self._committed()
         return n
@@ -403,7 +408,7 @@ class SqliteEngine:
             except BaseException as err:
                 await self._rollback(w, offload)
                 if isinstance(err, sqlite3.Error):
-                    raise translate(err, "write") from err
+                    raise translate(err, "write", self.path) from err
                 raise
             await self._commit(w, offload)
         return result
@@ -428,7 +433,7 @@ class SqliteEngine:
         try:
             return await self._run(body, offload)
         except sqlite3.Error as err:
-            raise translate(err, "write") from err
+            raise translate(err, "write", self.path) from err
 
     async def _run(self, fn: Callable[[], T], offload: bool) -> T:
         if not offload:
@@ -449,7 +454,7 @@ class SqliteEngine:
     async def _retry(self, err: sqlite3.Error, fn: Callable[[], T], offload: bool = False) -> T:
         """Retry ``fn`` after a busy error, with backoff, within the busy budget."""
         if not is_busy(err):
-            raise translate(err, "read") from err
+            raise translate(err, "read", self.path) from err
         budget = Budget(self.opts.busy_timeout, SQLITE_BUSY)
         while True:
             if not await budget.pause():
@@ -462,7 +467,7 @@ class SqliteEngine:
                 return await self.offload(fn) if offload else fn()
             except sqlite3.Error as again:
                 if not is_busy(again):
-                    raise translate(again, "read") from again
+                    raise translate(again, "read", self.path) from again
                 err = again
 
     async def _begin(self, w: Conn) -> None:
@@ -484,7 +489,7 @@ class SqliteEngine:
             if w.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     w.execute("ROLLBACK")
-            raise translate(err, "commit") from err
+            raise translate(err, "commit", self.path) from err
         self._committed()
 
     async def _rollback(self, w: Conn, offload: bool) -> None:
@@ -568,7 +573,7 @@ class SqliteEngine:
         try:
             await self.offload(run)
         except sqlite3.Error as err:
-            raise translate(err, "snapshot") from err
+            raise translate(err, "snapshot", self.path) from err
 
 
 class Tx:
@@ -621,3 +626,41 @@ class SchemaConn:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _private_files(path: Path) -> None:
+    """Take every right of the group and of others away from the database file and its
+    ``-wal`` and ``-shm`` files (0644 becomes 0600).
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so
+    a database made readable by others (mode 0644 from another tool, a copy, an
+    older version) would hand its keys to every local user through them too. A
+    file that cannot be tightened (another user owns it) is refused.
+
+    Raises:
+        BackendUnavailableError: a file is open to others and this process cannot
+            change its mode.
+    """
+    for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return  # diagnose() says what is wrong with the file
+        if not mode & 0o077:
+            continue
+        try:
+            os.chmod(target, mode & 0o700)
+        except OSError as err:
+            raise BackendUnavailableError(
+                f"the SQLite file {str(target)!r} has mode {mode:04o} (others may read its "
+                f"keys) and its mode cannot be changed: {err.strerror}; run "
+                f"`chmod 600 {target}` as its owner"
+            ) from None
+        log.warning(
+            "SQLite file %r had mode %04o (open to others): changed to %04o",
+            str(target),
+            mode,
+            mode & 0o700,
+        )

@@ -11,7 +11,7 @@ from typing import Literal
 
 from ... import _validate as v
 from ...errors import ConfigError, StoreError
-from .._common import sanitize_snapshot_name, utc_stamp, write_private
+from .._common import make_private_dirs, sanitize_snapshot_name, utc_stamp, write_private
 from ..options import check_flag, check_positive
 from ..sql import migrate, schema
 from ..sql.engine import run_now
@@ -104,7 +104,7 @@ class SqliteStore(SqlStore):
         target = folder / f"{self.path.name}.snapshot-{utc_stamp()}-{safe}"
 
         def create() -> None:
-            folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+            make_private_dirs(folder)
             # VACUUM INTO accepts an empty existing file and keeps its mode.
             fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
             os.close(fd)
