@@ -32,7 +32,7 @@ from wastore.backends.sqlite import (
 
 from .data import sender_key_address
 from .measure import Runner
-from .store_workloads import APP_STATE_COLLECTION, Accounts, Data, W3Base
+from .store_workloads import APP_STATE_COLLECTION, Accounts, Data, W3Base, WalWatch, w1w_ops
 
 IMPL = "raw-sqlite3"
 
@@ -41,6 +41,7 @@ class RawSqlite:
     """One plain ``sqlite3`` connection and the store's statements."""
 
     def __init__(self, path: Path, prefix: str = "wastore_") -> None:
+        self.path = path
         self.q = Queries("sqlite", prefix)
         self.prefix = prefix
         self.conn = sqlite3.connect(path, isolation_level=None, cached_statements=512)
@@ -103,6 +104,32 @@ class W1d(Runner):
             ex(li, (dev, a)).fetchone()
             ex(gs, (dev, a)).fetchone()
             ex(ps, (dev, a, rec))
+
+
+class W1w(Runner):
+    """W1w: one-row commits back to back; SQLite's own automatic checkpoints."""
+
+    workload = "W1w"
+
+    def __init__(self, raw: RawSqlite, acc: Accounts, data: Data) -> None:
+        super().__init__(IMPL, data.sizes.w1w_ops)
+        self.raw, self.dev, self.data = raw, acc.w1, data
+        self.watch = WalWatch(raw.path)
+        self.result.extra["peak_wal_mib"] = []
+
+    async def before(self, rep: int) -> None:
+        self.ops_now = w1w_ops(self.data, rep)
+        self.watch.start()
+
+    async def run(self, rep: int) -> None:
+        ex, ps, dev = self.raw.conn.execute, self.raw.q.put_session, self.dev
+        for a, rec in self.ops_now:
+            ex(ps, (dev, a, rec))
+
+    async def after(self, rep: int) -> None:
+        peak = self.watch.stop()
+        if rep >= 0:
+            self.result.extra["peak_wal_mib"].append(round(peak / 2**20, 1))
 
 
 class W2(Runner):
@@ -184,6 +211,8 @@ def runners(
     out: dict[str, list[Runner]] = {}
     if "W1d" in wanted:
         out["W1"] = [W1d(raw, acc, data, w1_ops)]
+    if "W1w" in wanted:
+        out["W1w"] = [W1w(raw, acc, data)]
     if "W2" in wanted:
         out["W2"] = [W2(raw, acc, data)]
     if "W3" in wanted:

@@ -109,6 +109,8 @@ def table_rows(results: Sequence[Result]) -> list[dict[str, str]]:
             row["W1d"] = _fmt_ratio(ratio(results, "W1c", r.impl, r.impl, "W1d"))
         if r.workload == "W5":
             row["notes"] = w5_note(r)
+        if r.workload == "W1w" and r.extra.get("peak_wal_mib"):
+            row["notes"] = f"peak -wal {max(r.extra['peak_wal_mib']):.1f} MiB"
         rows.append(row)
     return rows
 
@@ -171,6 +173,17 @@ def goals(results: Sequence[Result]) -> list[Goal]:
             "min",
         ),
     ]
+    w1w = find(results, "W1w", "sqlite")
+    peaks = w1w.extra.get("peak_wal_mib") if w1w is not None else None
+    out.append(
+        Goal(
+            "W1w SQLite: peak -wal < 64 MiB under sustained writes",
+            max(peaks) if peaks else None,
+            64.0,
+            "max",
+            " MiB",
+        )
+    )
     for wl in ("W2", "W3", "W4"):
         out.append(
             Goal(

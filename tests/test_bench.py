@@ -36,8 +36,8 @@ def test_harness_runs_every_workload_on_memory_and_sqlite(tmp_path: Path) -> Non
     doc = json.loads((out / "results.json").read_text())
     rows = {(r["workload"], r["impl"]): r for r in doc["results"]}
     expected = {(w, "sqlite") for w in WORKLOADS}
-    expected |= {(w, "memory") for w in WORKLOADS if w != "W5"}
-    expected |= {(w, "raw-sqlite3") for w in ("W1d", "W2", "W3", "W4")}
+    expected |= {(w, "memory") for w in WORKLOADS if w not in ("W5", "W1w")}  # W1w: files
+    expected |= {(w, "raw-sqlite3") for w in ("W1d", "W1w", "W2", "W3", "W4")}
     assert expected <= set(rows)
     for key in expected:
         r = rows[key]
@@ -52,9 +52,11 @@ def test_harness_runs_every_workload_on_memory_and_sqlite(tmp_path: Path) -> Non
     assert all(s > 0 for s in w5["seconds"])
     assert all(g >= 0 for g in w5["rss_growth_mib"])
     assert rows[("W1c", "sqlite")]["extra"]["flushes_per_run"]
+    assert all(p > 0 for p in rows[("W1w", "sqlite")]["extra"]["peak_wal_mib"])
     by_goal = {g["goal"]: g for g in doc["goals"]}
     assert by_goal["W1d SQLite >= 0.5 x raw-sqlite3"]["measured"] > 0
     assert by_goal["W5 SQLite: 20 accounts in < 2 s"]["met"] is True
+    assert by_goal["W1w SQLite: peak -wal < 64 MiB under sustained writes"]["met"] is True
     assert by_goal["W1d SQLite >= 2 x yowsup"]["measured"] is None  # peers not run
     assert doc["meta"]["machine"]["nproc"] >= 1
     assert "| W1d | SqliteStore |" in (out / "results.md").read_text()

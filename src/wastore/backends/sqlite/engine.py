@@ -37,7 +37,7 @@ import os
 import sqlite3
 import stat
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +63,14 @@ Conn = sqlite3.Connection
 
 OFFLOAD_ITEMS: Final = 64
 """Batches and multi-key reads with more items than this run on the worker thread."""
-CHECKPOINT_EVERY: Final = 1000
-"""Commits between two background WAL checkpoints."""
+CHECKPOINT_EVERY: Final = 500
+"""Commits between two background WAL checkpoints (a commit of a batch starts one at once)."""
+WAL_LIMIT: Final = 64 * 1024 * 1024
+"""The bound of the ``-wal`` file under sustained writes (docs/sqlite.md), also its
+``journal_size_limit``."""
+WAL_CHECKPOINT_AT: Final = 16 * 1024 * 1024
+"""WAL content above which the next write transaction first completes a checkpoint
+(off the event loop, holding the writer) so that the WAL starts over."""
 CACHE_KIB: Final = 16384
 """Page cache of each connection (SQLite's default is 2 MiB). It fills only with pages
 actually read; a bigger one keeps a single account's Signal tables in memory (2,000
@@ -97,7 +103,9 @@ class SqliteEngine:
         self._wlock = asyncio.Lock()
         self._closed = False
         self._commits = 0
-        self._checkpoint: asyncio.Future[Any] | None = None
+        self._checkpoint: Future[int] | None = None  # the background checkpoint
+        self._wal_over = False  # the next write transaction first completes a checkpoint
+        self._page_size = 4096
         self._sql: dict[tuple[str, int], str] = {}  # IN-list and multi-row statements
         self._inline_commits = options.synchronous == "NORMAL"
         self._big_txn = False  # the open transaction wrote a batch on the worker
@@ -150,7 +158,7 @@ class SqliteEngine:
             if w.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
                 raise ConfigError("this SQLite build cannot enforce foreign keys")
             w.execute("PRAGMA wal_autocheckpoint=0")
-            w.execute("PRAGMA journal_size_limit=67108864")
+            w.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             run_now(
                 migrate.migrate(
                     SchemaConn(w),
@@ -165,6 +173,7 @@ class SqliteEngine:
             self._r.execute("PRAGMA query_only=ON")
             self._bg = self._connect(busy_ms=budget_ms)
             self._bg.execute("PRAGMA query_only=ON")
+            self._page_size = int(w.execute("PRAGMA page_size").fetchone()[0])
         except sqlite3.Error as err:
             raise translate(err, f"opening {str(path)!r}", path) from err
 
@@ -209,7 +218,7 @@ class SqliteEngine:
             self._closed = True
             if self._checkpoint is not None:
                 with contextlib.suppress(Exception):
-                    await self._checkpoint
+                    await asyncio.wrap_future(self._checkpoint)
             await asyncio.get_running_loop().run_in_executor(self._pool, self._close_sync)
         self._pool.shutdown(wait=True)
 
@@ -330,7 +339,7 @@ class SqliteEngine:
         if st is not None:
             return await self._in_txn(st.data, lambda c: c.execute(sql, args).rowcount)
         self.check_open()
-        if self._wlock.locked() or not self._inline_commits:
+        if self._wlock.locked() or not self._inline_commits or self._wal_over:
             return await self._atomic(lambda c: c.execute(sql, args).rowcount)
         # Fast path: nobody holds the writer and a statement never suspends, so it
         # runs as its own implicit transaction without taking the lock.
@@ -471,6 +480,8 @@ class SqliteEngine:
                 err = again
 
     async def _begin(self, w: Conn) -> None:
+        if self._wal_over:
+            await self._complete_checkpoint()
         try:
             w.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
@@ -490,7 +501,7 @@ class SqliteEngine:
                 with contextlib.suppress(sqlite3.Error):
                     w.execute("ROLLBACK")
             raise translate(err, "commit", self.path) from err
-        self._committed()
+        self._committed(big)
 
     async def _rollback(self, w: Conn, offload: bool) -> None:
         if not w.in_transaction:
@@ -500,24 +511,67 @@ class SqliteEngine:
         except sqlite3.Error as err:  # the connection rolls back when closed anyway
             log.error("rollback failed: %s", err)
 
-    def _committed(self) -> None:
-        self._commits += 1
-        if self._commits >= CHECKPOINT_EVERY and (
-            self._checkpoint is None or self._checkpoint.done()
-        ):
-            self._commits = 0
-            self._checkpoint = asyncio.get_running_loop().run_in_executor(
-                self._pool, self._checkpoint_sync
-            )
+    # -- checkpoints ----------------------------------------------------------
+    #
+    # The writer never checkpoints on commit (wal_autocheckpoint=0): a checkpoint
+    # copies pages into the database file and fsyncs it. Every CHECKPOINT_EVERY
+    # commits (and after every batch) a PASSIVE checkpoint runs on the worker thread,
+    # without the writer: it copies what the WAL holds at its start, while this
+    # process goes on appending. It reports how much the WAL holds; above
+    # WAL_CHECKPOINT_AT the next write transaction first runs one more PASSIVE
+    # checkpoint on the worker while it holds the writer (so nothing of this process
+    # can be appended meanwhile): that one completes (short of another process's
+    # reader still using old pages), and the commit after it starts the WAL over.
+    # The check reads a concurrent future, so a writer that never yields to the
+    # event loop is held back all the same.
 
-    def _checkpoint_sync(self) -> None:
+    def _committed(self, big: bool = False) -> None:
+        self._commits += 1
+        if self._commits < CHECKPOINT_EVERY and not big:
+            return
+        running = self._checkpoint
+        if running is not None:
+            if not running.done():
+                return
+            frames = running.result()
+            if frames * self._page_size >= WAL_CHECKPOINT_AT:
+                self._wal_over = True
+        self._commits = 0
+        if not self._closed:
+            self._checkpoint = self._pool.submit(self._checkpoint_sync)
+
+    def _checkpoint_sync(self) -> int:
+        """A PASSIVE checkpoint on the worker's reader; the frames the WAL holds."""
         bg = self._bg
         if bg is None:
-            return
+            return 0
         try:
-            bg.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            _busy, frames, _done = bg.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as err:
             log.warning("background WAL checkpoint failed: %s", err)
+            return 0
+        return int(frames) if frames is not None and frames > 0 else 0
+
+    async def _complete_checkpoint(self) -> None:
+        """The checkpoint a write transaction runs first when the WAL is too large
+        (the caller holds the writer: nothing of this process appends meanwhile)."""
+        self._wal_over = False
+        frames = await self.offload(self._checkpoint_sync)
+        if frames * self._page_size >= WAL_LIMIT:
+            log.warning(
+                "the WAL of %r holds %d MiB: a reader of another process keeps it from "
+                "being checkpointed",
+                str(self.path),
+                frames * self._page_size >> 20,
+            )
+
+    @property
+    def wal_bytes(self) -> int:
+        """The size of the ``-wal`` file now (0 when there is none)."""
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return 0
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
