@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import click
 
 from ..admin import NotFoundError
 from ..backends._common import write_private as backend_write_private
+from ..backends.options import url_secrets
 from ..errors import (
     ConfigError,
     CorruptRecordError,
@@ -91,10 +91,7 @@ def store_url(text: str) -> str:
     """A URL from the command line: a bare path means an SQLite file. Its password is
     remembered so that no message ever shows it."""
     url = text if "://" in text else "sqlite:///" + text
-    with contextlib.suppress(ValueError):
-        password = urlsplit(url).password
-        if password and len(password) >= 4:
-            state.secrets.add(password)
+    state.secrets.update(s for s in url_secrets(text) if len(s) >= 4)
     return url
 
 

@@ -54,6 +54,8 @@ def translate(err: sqlite3.Error, action: str, path: Path | None = None) -> Stor
     if text.startswith("Could not decode to UTF-8 column"):
         # The driver's message quotes the text, which may be a secret: name the column only.
         column = text.split("'", 2)[1] if text.count("'") >= 2 else "?"
+        # The driver's error is chained as the cause and printed with tracebacks.
+        err.args = (f"Could not decode to UTF-8 column {column!r} (its text not shown)",)
         return CorruptRecordError(
             f"the text column {column!r} holds bytes that are not UTF-8: the SQLite database is "
             f"damaged; {_DAMAGED}"
