@@ -116,6 +116,7 @@ ENTRY_OVERHEAD: Final = 400
 and record objects, and its slots in the cache's dicts and in the LRU lists
 (measured with tracemalloc on CPython 3.11; see tests/test_cache_budget.py)."""
 _YIELD_EVERY: Final = 256  # single-row calls between two yields to the event loop
+_CLEAN_STEP: Final = 1000  # entries marked clean (and evicted) between two yields
 _MISSING: Final[Any] = object()
 
 
@@ -153,9 +154,19 @@ class CacheBudget:
         self._max = v.integer(max_bytes, "max_bytes", 0)
         self.used = 0
         """Bytes held by the caches sharing this budget (an estimate, see ENTRY_OVERHEAD)."""
-        # (cache, key) of every clean entry, least recently used first
-        self._lru: OrderedDict[tuple[SignalCache, Key], None] = OrderedDict()
+        # (cache slot, key) -> cost of every clean entry, least recently used first. Slots
+        # are ints, so these tuples hold no reference the garbage collector must follow.
+        self._lru: OrderedDict[tuple[int, Key], int] = OrderedDict()
+        # Weak: a cache the application dropped without closing it is collected; its
+        # entries' costs stay counted until they reach the head of the list and go.
+        self._caches: weakref.WeakValueDictionary[int, SignalCache] = weakref.WeakValueDictionary()
+        self._next_slot = 0
         self.evictions = 0
+
+    def _join(self, cache: SignalCache) -> int:
+        self._next_slot += 1
+        self._caches[self._next_slot] = cache
+        return self._next_slot
 
     def __repr__(self) -> str:
         return f"CacheBudget(used={self.used}, max_bytes={self._max}, clean={len(self._lru)})"
@@ -210,9 +221,14 @@ class CacheBudget:
     def evict(self) -> None:
         """Evict least recently used clean entries until the budget holds (O(1) each)."""
         lru = self._lru
+        caches = self._caches
         while self.used > self._max and lru:
-            (cache, key), _ = lru.popitem(last=False)
-            cache._evicted(key)
+            (slot, key), cost = lru.popitem(last=False)
+            cache = caches.get(slot)
+            if cache is None:
+                self.used -= cost
+            else:
+                cache._evicted(key)
             self.evictions += 1
 
 
@@ -310,6 +326,7 @@ class SignalCache:
             raise ValidationError("budget must be a CacheBudget")
         self._window = float(flush_window)
         self._budget = budget if budget is not None else CacheBudget.for_backend(backend)
+        self._slot = self._budget._join(self)
         # (kind, address) -> record, or None for "known absent" / tombstone; clean and dirty
         self._values: dict[Key, bytes | None] = {}
         # the clean keys, least recently used first (dirty keys are never evicted)
@@ -373,7 +390,7 @@ class SignalCache:
         value = self._values.get(key, _MISSING)
         if value is not _MISSING and key in self._lru:
             self._lru.move_to_end(key)
-            self._budget._lru.move_to_end((self, key))
+            self._budget._lru.move_to_end((self._slot, key))
         return value
 
     def _buffer(self, key: Key, value: bytes | None) -> None:
@@ -386,7 +403,7 @@ class SignalCache:
             budget.used -= _cost(key, old)
             if key not in dirty:  # it was clean: no longer evictable
                 del self._lru[key]
-                del budget._lru[(self, key)]
+                del budget._lru[(self._slot, key)]
         values[key] = value
         budget.used += _cost(key, value)
         self._seq = seq = self._seq + 1
@@ -406,22 +423,23 @@ class SignalCache:
         if old is not _MISSING:
             budget.used -= _cost(key, old)
         self._values[key] = value
-        budget.used += _cost(key, value)
+        cost = _cost(key, value)
+        budget.used += cost
         self._lru[key] = None
         self._lru.move_to_end(key)
-        budget._lru[(self, key)] = None
-        budget._lru.move_to_end((self, key))
+        budget._lru[(self._slot, key)] = cost
+        budget._lru.move_to_end((self._slot, key))
 
     def _mark_clean(self, key: Key) -> None:
         del self._dirty[key]
         self._lru[key] = None
-        self._budget._lru[(self, key)] = None
+        self._budget._lru[(self._slot, key)] = _cost(key, self._values[key])
 
     def _forget(self, key: Key) -> None:
         """Drop a clean entry."""
         self._budget.used -= _cost(key, self._values.pop(key))
         del self._lru[key]
-        del self._budget._lru[(self, key)]
+        del self._budget._lru[(self._slot, key)]
 
     def _evicted(self, key: Key) -> None:
         """The budget evicted ``key`` (it was removed from the budget's list already)."""
@@ -439,7 +457,7 @@ class SignalCache:
         self._removals += 1
         while len(values) > self._max and lru:
             key, _ = lru.popitem(last=False)
-            del budget._lru[(self, key)]
+            del budget._lru[(self._slot, key)]
             budget.used -= _cost(key, values.pop(key))
 
     def _fill(self, key: Key, value: bytes | None, removals: int) -> bytes | None:
@@ -566,7 +584,7 @@ class SignalCache:
             if value is not _MISSING:
                 if key in self._lru:
                     self._lru.move_to_end(key)
-                    self._budget._lru.move_to_end((self, key))
+                    self._budget._lru.move_to_end((self._slot, key))
                 cached: bytes | None = value
                 return cached
             return await self._load(key)
@@ -627,7 +645,7 @@ class SignalCache:
             if value is not _MISSING:
                 if key in self._lru:
                     self._lru.move_to_end(key)
-                    self._budget._lru.move_to_end((self, key))
+                    self._budget._lru.move_to_end((self._slot, key))
                 cached: bytes | None = value
                 return cached
             return await self._load(key)
@@ -935,17 +953,23 @@ class SignalCache:
             except BaseException:
                 self.failed_flushes += 1
                 raise
-            # Committed: clean what was not written again while we flushed.
-            dirty = self._dirty
-            for key, seq in taken.items():
-                if dirty.get(key) == seq:
-                    self._mark_clean(key)
+            # Committed: clean what was not written again while we flushed. Readers see
+            # the same values either way, so a long pass lets the loop run between steps.
             for i, seq in consumed.items():
                 if self._consumed_prekeys.get(i) == seq:
                     del self._consumed_prekeys[i]
+            dirty = self._dirty
+            budget = self._budget
+            for n, (key, seq) in enumerate(taken.items(), 1):
+                if dirty.get(key) == seq:
+                    self._mark_clean(key)
+                if n % _CLEAN_STEP == 0:
+                    budget.evict()
+                    self._evict()
+                    await asyncio.sleep(0)
             self.flushes += 1
-            if self._budget.used > self._budget._max:
-                self._budget.evict()
+            if budget.used > budget._max:
+                budget.evict()
             self._evict()
 
     async def _flush_into(self, t: _Txn) -> None:
