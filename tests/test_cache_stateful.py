@@ -408,7 +408,7 @@ class CacheMachine(RuleBasedStateMachine):
         for key, value in self.model.items():
             if self.durable.get(key) != value:
                 assert self.cache.is_dirty(*key), key
-                assert self.cache._values[key] == value
+                assert self.cache._hit((self.cache._slot, *key)) == value
 
     @invariant()
     def bounded_by_dirty_entries(self) -> None:
@@ -416,14 +416,16 @@ class CacheMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_budget_counts_what_the_caches_hold(self) -> None:
-        held = sum(
-            ENTRY_OVERHEAD + len(a) + len(v or b"")
-            for c in (self.cache, self.other)
-            for (_, a), v in c._values.items()
-        )
+        held = 0
+        for c in (self.cache, self.other):
+            assert not c._clean_keys & c._dirty.keys()  # an entry is clean or dirty
+            for key in c._clean_keys:
+                held += ENTRY_OVERHEAD + len(key[2]) + len(self.budget._clean[key] or b"")
+            for key, (v, _) in c._dirty.items():
+                held += ENTRY_OVERHEAD + len(key[2]) + len(v or b"")
         assert self.budget.used == held
-        clean = len(self.cache._lru) + len(self.other._lru)
-        assert len(self.budget._lru) == clean
+        clean = len(self.cache._clean_keys) + len(self.other._clean_keys)
+        assert len(self.budget._clean) == clean
         if self.budget.over:  # only dirty entries may keep it over
             assert clean == 0
 

@@ -61,21 +61,23 @@ transaction, and the cached writes made inside the block belong to it:
   a task while it flushes or opens a transaction of the same cache, the two
   wait for each other.
 
-Bounds:
+Bounds (every write and every eviction costs O(1), whatever the number of
+entries, dirty or clean):
 
-- ``max_entries`` (per cache, default 10,000): at most that many entries are
-  held beyond the dirty ones (least recently used clean entries are evicted
-  first), and at most that many dirty entries are buffered: a write that finds
-  the bound reached first flushes (back-pressure), so every write costs O(1)
-  whatever the number of dirty entries.
+- ``max_entries`` (per cache, default 10,000): a write that finds that many
+  dirty entries buffered flushes first (back-pressure), so the dirty entries of
+  a cache stay bounded; and a cache holds at most that many entries, clean
+  ones making room for dirty ones (an arbitrary clean entry of that cache goes:
+  O(1), where finding its least recently used one would not be).
 - A memory budget (:class:`CacheBudget`) shared by all the caches of one
   container bounds the bytes they hold together: when it is exceeded, the least
   recently used clean entries of any account go first; dirty entries are never
   evicted — a write that finds the budget exceeded flushes its own cache
-  instead. A cache finds its container's budget through the backend's
-  ``store`` attribute (the container, on the SQL backends); a backend without
-  one shares the process-wide :meth:`CacheBudget.default` budget.
-  Entries inside an open transaction are not counted.
+  instead, and the flusher flushes within ~25 ms of a write anyway. A cache
+  finds its container's budget through the backend's ``store`` attribute (the
+  container, on the SQL backends); a backend without one shares the
+  process-wide :meth:`CacheBudget.default` budget. Writes inside an open
+  transaction are counted only once it has committed.
 """
 
 from __future__ import annotations
@@ -99,9 +101,11 @@ log = logging.getLogger("wastore.cache")
 SESSION: Final = 0
 IDENTITY: Final = 1
 SENDER_KEY: Final = 2
-_KIND_NAMES: Final = ("session", "identity", "sender key")
 
-Key = tuple[int, str]
+# An entry's key: (the cache's slot in its budget, kind, address). The slot makes
+# keys unique across the caches of a budget, whose clean entries share one list.
+Key = tuple[int, int, str]
+Dirty = tuple[bytes | None, int]  # (value, write sequence number); a new tuple per write
 
 DEFAULT_MAX_ENTRIES: Final = 10_000
 DEFAULT_FLUSH_WINDOW: Final = 0.025
@@ -111,17 +115,18 @@ FLUSH_CHUNK: Final = 500
 """Most records per batch call of a flush (one transaction holds them all): a call
 validates and encodes its batch on the event loop, so a bounded batch keeps the
 loop responsive while thousands of entries are flushed."""
-ENTRY_OVERHEAD: Final = 400
+ENTRY_OVERHEAD: Final = 300
 """Bytes an entry costs beyond its record and address: the key tuple, the address
-and record objects, and its slots in the cache's dicts and in the LRU lists
-(measured with tracemalloc on CPython 3.11; see tests/test_cache_budget.py)."""
+and record objects, and its slots in the budget's list and the cache's set (about
+230 bytes measured with tracemalloc on CPython 3.11; rounded up, so that the
+budget overstates rather than understates; see tests/test_cache_budget.py)."""
 _YIELD_EVERY: Final = 256  # single-row calls between two yields to the event loop
 _CLEAN_STEP: Final = 1000  # entries marked clean (and evicted) between two yields
 _MISSING: Final[Any] = object()
 
 
 def _cost(key: Key, value: bytes | None) -> int:
-    return ENTRY_OVERHEAD + len(key[1]) + (len(value) if value is not None else 0)
+    return ENTRY_OVERHEAD + len(key[2]) + (len(value) if value is not None else 0)
 
 
 def backend_transaction_open() -> bool:
@@ -144,7 +149,7 @@ class CacheBudget:
 
     Configure a container's budget before or while its caches run::
 
-        wastore.CacheBudget.of(container).max_bytes = 256 * 2**20
+        wastore.cache.CacheBudget.of(container).max_bytes = 256 * 2**20
     """
 
     _registry: weakref.WeakKeyDictionary[Any, CacheBudget] = weakref.WeakKeyDictionary()
@@ -154,22 +159,22 @@ class CacheBudget:
         self._max = v.integer(max_bytes, "max_bytes", 0)
         self.used = 0
         """Bytes held by the caches sharing this budget (an estimate, see ENTRY_OVERHEAD)."""
-        # (cache slot, key) -> cost of every clean entry, least recently used first. Slots
-        # are ints, so these tuples hold no reference the garbage collector must follow.
-        self._lru: OrderedDict[tuple[int, Key], int] = OrderedDict()
+        # Every clean entry of every cache, least recently used first. The keys hold
+        # ints and strings only, so the garbage collector stops tracking them.
+        self._clean: OrderedDict[Key, bytes | None] = OrderedDict()
         # Weak: a cache the application dropped without closing it is collected; its
-        # entries' costs stay counted until they reach the head of the list and go.
+        # clean entries stay counted until they reach the head of the list and go.
         self._caches: weakref.WeakValueDictionary[int, SignalCache] = weakref.WeakValueDictionary()
         self._next_slot = 0
         self.evictions = 0
+
+    def __repr__(self) -> str:
+        return f"CacheBudget(used={self.used}, max_bytes={self._max}, clean={len(self._clean)})"
 
     def _join(self, cache: SignalCache) -> int:
         self._next_slot += 1
         self._caches[self._next_slot] = cache
         return self._next_slot
-
-    def __repr__(self) -> str:
-        return f"CacheBudget(used={self.used}, max_bytes={self._max}, clean={len(self._lru)})"
 
     @property
     def max_bytes(self) -> int:
@@ -220,15 +225,17 @@ class CacheBudget:
 
     def evict(self) -> None:
         """Evict least recently used clean entries until the budget holds (O(1) each)."""
-        lru = self._lru
+        clean = self._clean
         caches = self._caches
-        while self.used > self._max and lru:
-            (slot, key), cost = lru.popitem(last=False)
-            cache = caches.get(slot)
-            if cache is None:
-                self.used -= cost
-            else:
-                cache._evicted(key)
+        while self.used > self._max and clean:
+            key, value = clean.popitem(last=False)
+            self.used -= _cost(key, value)
+            cache = caches.get(key[0])
+            if cache is not None:
+                cache._clean_keys.discard(key)
+                cache._removals += 1
+                if len(cache._clean_keys) * 4 < cache._keys_peak:
+                    cache._compact()
             self.evictions += 1
 
 
@@ -238,10 +245,10 @@ class _Frame:
     __slots__ = ("flushed", "flushed_prekeys", "prekeys", "writes")
 
     def __init__(self) -> None:
-        self.writes: dict[Key, tuple[bytes | None, int]] = {}  # key -> (value, seq)
+        self.writes: dict[Key, Dirty] = {}
         self.prekeys: dict[int, tuple[bool, int]] = {}  # id -> (consumed?, seq)
-        # shared dirty entries a flush wrote into the transaction in this block -> seq
-        self.flushed: dict[Key, int] = {}
+        # the shared dirty entries a flush wrote into the transaction in this block
+        self.flushed: dict[Key, Dirty] = {}
         self.flushed_prekeys: dict[int, int] = {}
 
     def absorb(self, inner: _Frame) -> None:
@@ -276,8 +283,8 @@ class _Txn:
                 return hit[0]
         return None
 
-    def writes(self) -> dict[Key, tuple[bytes | None, int]]:
-        merged: dict[Key, tuple[bytes | None, int]] = {}
+    def writes(self) -> dict[Key, Dirty]:
+        merged: dict[Key, Dirty] = {}
         for frame in self.frames:
             merged.update(frame.writes)
         return merged
@@ -303,8 +310,8 @@ class SignalCache:
 
     Args:
         backend: the account's backend.
-        max_entries: entries held beyond the dirty ones, and dirty entries
-            buffered before a write flushes first.
+        max_entries: dirty entries buffered before a write flushes first, and
+            entries held at most (clean ones make room for dirty ones).
         flush_window: seconds the flusher waits after a write to coalesce a burst.
         budget: the memory budget to share; default: the budget of the backend's
             container (:meth:`CacheBudget.for_backend`).
@@ -327,12 +334,13 @@ class SignalCache:
         self._window = float(flush_window)
         self._budget = budget if budget is not None else CacheBudget.for_backend(backend)
         self._slot = self._budget._join(self)
-        # (kind, address) -> record, or None for "known absent" / tombstone; clean and dirty
-        self._values: dict[Key, bytes | None] = {}
-        # the clean keys, least recently used first (dirty keys are never evicted)
-        self._lru: OrderedDict[Key, None] = OrderedDict()
-        # dirty keys -> write sequence number of their latest write
-        self._dirty: dict[Key, int] = {}
+        # The clean entries (record, or None for "known absent") live in the budget's
+        # list, shared with the other caches; this set says which are this cache's.
+        self._clean = self._budget._clean
+        self._clean_keys: set[Key] = set()
+        self._keys_peak = 0  # most clean keys held since the set was last rebuilt
+        # Writes not committed yet (a None value is a tombstone). Never evicted.
+        self._dirty: dict[Key, Dirty] = {}
         self._consumed_prekeys: dict[int, int] = {}
         self._seq = 0
         # Counts the times entries were dropped (eviction, per-user delete, drop):
@@ -350,8 +358,8 @@ class SignalCache:
 
     def __repr__(self) -> str:
         return (
-            f"SignalCache(device_id={self._b.device_id}, entries={len(self._values)}, "
-            f"dirty={len(self._dirty) + len(self._consumed_prekeys)})"
+            f"SignalCache(device_id={self._b.device_id}, entries={len(self)}, "
+            f"dirty={self.dirty_count})"
         )
 
     # -- introspection -------------------------------------------------------
@@ -374,10 +382,11 @@ class SignalCache:
         return len(self._dirty) + len(self._consumed_prekeys)
 
     def __len__(self) -> int:
-        return len(self._values)
+        """Entries held, clean and dirty."""
+        return len(self._clean_keys) + len(self._dirty)
 
     def is_dirty(self, kind: int, address: str) -> bool:
-        return (kind, address) in self._dirty
+        return (self._slot, kind, address) in self._dirty
 
     @property
     def in_transaction(self) -> bool:
@@ -386,79 +395,75 @@ class SignalCache:
 
     # -- the entries ---------------------------------------------------------
     def _hit(self, key: Key) -> Any:
-        """The cached value of ``key`` (marked recently used), or ``_MISSING``. Never awaits."""
-        value = self._values.get(key, _MISSING)
-        if value is not _MISSING and key in self._lru:
-            self._lru.move_to_end(key)
-            self._budget._lru.move_to_end((self._slot, key))
-        return value
+        """The held value of ``key`` (marked recently used), or ``_MISSING``. Never awaits."""
+        value = self._clean.get(key, _MISSING)
+        if value is not _MISSING:
+            self._clean.move_to_end(key)
+            return value
+        dirty = self._dirty.get(key)
+        return _MISSING if dirty is None else dirty[0]
 
     def _buffer(self, key: Key, value: bytes | None) -> None:
         """Record a write outside any transaction: dirty, seen by every reader at once."""
         budget = self._budget
-        values = self._values
-        dirty = self._dirty
-        old = values.get(key, _MISSING)
-        if old is not _MISSING:
+        old = self._clean.pop(key, _MISSING)
+        if old is not _MISSING:  # it was clean: no longer evictable
+            self._clean_keys.discard(key)
             budget.used -= _cost(key, old)
-            if key not in dirty:  # it was clean: no longer evictable
-                del self._lru[key]
-                del budget._lru[(self._slot, key)]
-        values[key] = value
+        else:
+            prev = self._dirty.get(key)
+            if prev is not None:
+                budget.used -= _cost(key, prev[0])
         budget.used += _cost(key, value)
         self._seq = seq = self._seq + 1
-        dirty[key] = seq
+        self._dirty[key] = (value, seq)
         if not self._woken:
             self._woken = True
             self._wake.set()
-        if budget.used > budget._max:
-            budget.evict()
-        if len(values) > self._max:
-            self._evict()
+        if budget.used > budget._max or len(self._clean_keys) + len(self._dirty) > self._max:
+            self._trim()
 
     def _put_clean(self, key: Key, value: bytes | None) -> None:
         """Hold ``value`` as the committed value of a key that is not dirty."""
         budget = self._budget
-        old = self._values.get(key, _MISSING)
+        old = self._clean.pop(key, _MISSING)
         if old is not _MISSING:
             budget.used -= _cost(key, old)
-        self._values[key] = value
-        cost = _cost(key, value)
-        budget.used += cost
-        self._lru[key] = None
-        self._lru.move_to_end(key)
-        budget._lru[(self._slot, key)] = cost
-        budget._lru.move_to_end((self._slot, key))
+        self._clean[key] = value
+        self._clean_keys.add(key)
+        budget.used += _cost(key, value)
 
-    def _mark_clean(self, key: Key) -> None:
-        del self._dirty[key]
-        self._lru[key] = None
-        self._budget._lru[(self._slot, key)] = _cost(key, self._values[key])
+    def _compact(self) -> None:
+        """Rebuild the set of clean keys once it shrank to a quarter of its peak: a set
+        keeps its grown table when entries leave, and thousands of idle accounts
+        would each keep one. O(1) amortized over the evictions that shrank it."""
+        self._clean_keys = set(self._clean_keys)
+        self._keys_peak = len(self._clean_keys)
+
+    def _grew(self) -> None:
+        if len(self._clean_keys) > self._keys_peak:
+            self._keys_peak = len(self._clean_keys)
 
     def _forget(self, key: Key) -> None:
         """Drop a clean entry."""
-        self._budget.used -= _cost(key, self._values.pop(key))
-        del self._lru[key]
-        del self._budget._lru[(self._slot, key)]
+        self._budget.used -= _cost(key, self._clean.pop(key))
+        self._clean_keys.discard(key)
 
-    def _evicted(self, key: Key) -> None:
-        """The budget evicted ``key`` (it was removed from the budget's list already)."""
-        self._budget.used -= _cost(key, self._values.pop(key))
-        del self._lru[key]
-        self._removals += 1
-
-    def _evict(self) -> None:
-        """Evict least recently used clean entries above ``max_entries`` (O(1) each)."""
-        values = self._values
-        lru = self._lru
-        if len(values) <= self._max or not lru:
-            return
-        budget = self._budget
-        self._removals += 1
-        while len(values) > self._max and lru:
-            key, _ = lru.popitem(last=False)
-            del budget._lru[(self._slot, key)]
-            budget.used -= _cost(key, values.pop(key))
+    def _trim(self) -> None:
+        """Keep the entries within ``max_entries`` (clean ones make room for dirty ones)
+        and the budget; O(1) per entry evicted."""
+        keys = self._clean_keys
+        room = self._max - len(self._dirty)
+        if len(keys) > room:
+            self._removals += 1
+            budget = self._budget
+            while keys and len(keys) > room:
+                key = keys.pop()  # an arbitrary one: O(1), unlike finding the oldest
+                budget.used -= _cost(key, self._clean.pop(key))
+            if len(keys) * 4 < self._keys_peak:
+                self._compact()
+        if self._budget.used > self._budget._max:
+            self._budget.evict()
 
     def _fill(self, key: Key, value: bytes | None, removals: int) -> bytes | None:
         """Cache a value loaded from the backend, unless the key was written meanwhile.
@@ -467,23 +472,22 @@ class SignalCache:
         were dropped since (evicted after a flush, or deleted per user), the loaded
         value may be older than what the backend holds now, so it is not cached.
         """
-        current = self._values.get(key, _MISSING)
+        current = self._hit(key)
         if current is not _MISSING:  # a write (or another load) won the race
             cached: bytes | None = current
             return cached
         if removals != self._removals:
             return value
         self._put_clean(key, value)
-        if self._budget.used > self._budget._max:
-            self._budget.evict()
-        if len(self._values) > self._max:
-            self._evict()
+        self._grew()
+        self._trim()
         return value
 
     def _release(self) -> None:
         """Forget every clean entry (their bytes go back to the budget)."""
-        for key in list(self._lru):
+        for key in list(self._clean_keys):
             self._forget(key)
+        self._compact()
         self._removals += 1
 
     # -- transactions: which one the running task is in ------------------------
@@ -561,7 +565,7 @@ class SignalCache:
         return await self._load(key)
 
     async def _load(self, key: Key) -> bytes | None:
-        kind, address = key
+        _, kind, address = key
         removals = self._removals
         if kind == SESSION:
             value = await self._b.get_session(address)
@@ -578,25 +582,28 @@ class SignalCache:
 
     # -- sessions -------------------------------------------------------------
     async def get_session(self, address: str) -> bytes | None:
-        key = (SESSION, v.address(address))
-        if not _TXNS.get():  # _get(), inlined: the hottest read
-            value = self._values.get(key, _MISSING)
+        key = (self._slot, SESSION, v.address(address))
+        if not _TXNS.get():  # _get() and _hit(), inlined: the hottest read
+            clean = self._clean
+            value = clean.get(key, _MISSING)
             if value is not _MISSING:
-                if key in self._lru:
-                    self._lru.move_to_end(key)
-                    self._budget._lru.move_to_end((self._slot, key))
+                clean.move_to_end(key)
                 cached: bytes | None = value
                 return cached
+            dirty = self._dirty.get(key)
+            if dirty is not None:
+                return dirty[0]
             return await self._load(key)
         return await self._get(key)
 
     async def get_sessions(self, addresses: Sequence[str]) -> dict[str, bytes]:
         wanted = v.address_list(addresses)
         t = self._own_txn() if _TXNS.get() else None
+        slot = self._slot
         out: dict[str, bytes] = {}
         missing: list[str] = []
         for a in wanted:
-            key = (SESSION, a)
+            key = (slot, SESSION, a)
             value = t.lookup(key) if t is not None else _MISSING
             if value is _MISSING:
                 value = self._hit(key)
@@ -611,27 +618,54 @@ class SignalCache:
                 out.update(loaded)
             else:
                 for a in missing:
-                    got = self._fill((SESSION, a), loaded.get(a), removals)
+                    got = self._fill((slot, SESSION, a), loaded.get(a), removals)
                     if got is not None:
                         out[a] = got
         return out
 
     async def put_session(self, address: str, record: bytes) -> None:
-        key = (SESSION, v.address(address))
+        address = v.address(address)
         value = v.blob(record, "session record")
-        if self._slow_path():
+        key = (self._slot, SESSION, address)
+        # _buffer(), inlined with its checks: the hottest write.
+        budget = self._budget
+        dirty = self._dirty
+        if (
+            _TXNS.get()
+            or _txn._CURRENT.get()
+            or not self._account_checked
+            or len(dirty) >= self._max
+            or budget.used > budget._max
+        ):
             self._write_now(key, value, await self._before_write())
+            return
+        old = self._clean.pop(key, _MISSING)
+        if old is not _MISSING:
+            self._clean_keys.discard(key)
+            budget.used += len(value) - (len(old) if old is not None else 0)
         else:
-            self._buffer(key, value)
+            prev = dirty.get(key)
+            if prev is None:
+                budget.used += ENTRY_OVERHEAD + len(address) + len(value)
+            else:
+                budget.used += len(value) - (len(prev[0]) if prev[0] is not None else 0)
+        self._seq = seq = self._seq + 1
+        dirty[key] = (value, seq)
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
+        if budget.used > budget._max or len(self._clean_keys) + len(dirty) > self._max:
+            self._trim()
 
     async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_records(items, "sessions")
         t = await self._before_write()
+        slot = self._slot
         for a, r in checked.items():
-            self._write_now((SESSION, a), r, t)
+            self._write_now((slot, SESSION, a), r, t)
 
     async def delete_session(self, address: str) -> None:
-        key = (SESSION, v.address(address))
+        key = (self._slot, SESSION, v.address(address))
         self._write_now(key, None, await self._before_write())
 
     async def has_session(self, address: str) -> bool:
@@ -639,20 +673,22 @@ class SignalCache:
 
     # -- identities -------------------------------------------------------------
     async def load_identity(self, address: str) -> bytes | None:
-        key = (IDENTITY, v.address(address))
-        if not _TXNS.get():  # _get(), inlined
-            value = self._values.get(key, _MISSING)
+        key = (self._slot, IDENTITY, v.address(address))
+        if not _TXNS.get():  # _get() and _hit(), inlined
+            clean = self._clean
+            value = clean.get(key, _MISSING)
             if value is not _MISSING:
-                if key in self._lru:
-                    self._lru.move_to_end(key)
-                    self._budget._lru.move_to_end((self._slot, key))
+                clean.move_to_end(key)
                 cached: bytes | None = value
                 return cached
+            dirty = self._dirty.get(key)
+            if dirty is not None:
+                return dirty[0]
             return await self._load(key)
         return await self._get(key)
 
     async def put_identity(self, address: str, key: bytes) -> None:
-        k = (IDENTITY, v.address(address))
+        k = (self._slot, IDENTITY, v.address(address))
         value = v.fixed(key, "identity key", 32)
         if self._slow_path():
             self._write_now(k, value, await self._before_write())
@@ -662,30 +698,32 @@ class SignalCache:
     async def put_identities_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_keys(items, "identities")
         t = await self._before_write()
+        slot = self._slot
         for a, k in checked.items():
-            self._write_now((IDENTITY, a), k, t)
+            self._write_now((slot, IDENTITY, a), k, t)
 
     async def delete_identity(self, address: str) -> None:
-        key = (IDENTITY, v.address(address))
+        key = (self._slot, IDENTITY, v.address(address))
         self._write_now(key, None, await self._before_write())
 
     # -- sender keys ------------------------------------------------------------
     async def get_sender_key(self, address: str) -> bytes | None:
-        return await self._get((SENDER_KEY, v.address(address, "sender key address")))
+        return await self._get((self._slot, SENDER_KEY, v.address(address, "sender key address")))
 
     async def put_sender_key(self, address: str, record: bytes) -> None:
-        key = (SENDER_KEY, v.address(address, "sender key address"))
+        key = (self._slot, SENDER_KEY, v.address(address, "sender key address"))
         value = v.blob(record, "sender key record")
         self._write_now(key, value, await self._before_write())
 
     async def put_sender_keys_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_records(items, "sender keys")
         t = await self._before_write()
+        slot = self._slot
         for a, r in checked.items():
-            self._write_now((SENDER_KEY, a), r, t)
+            self._write_now((slot, SENDER_KEY, a), r, t)
 
     async def delete_sender_key(self, address: str) -> None:
-        key = (SENDER_KEY, v.address(address, "sender key address"))
+        key = (self._slot, SENDER_KEY, v.address(address, "sender key address"))
         self._write_now(key, None, await self._before_write())
 
     # -- per-user state (identity change) -------------------------------------
@@ -701,9 +739,9 @@ class SignalCache:
         user = v.user(user)
 
         def matches(k: Key) -> bool:
-            if k[0] == SENDER_KEY:
-                return sender_key_user_matches(k[1], user)
-            return user_matches(k[1], user)
+            if k[1] == SENDER_KEY:
+                return sender_key_user_matches(k[2], user)
+            return user_matches(k[2], user)
 
         t = self._own_txn()
         await self.flush()
@@ -713,13 +751,15 @@ class SignalCache:
             # this task sees them, a rollback of the block brings the entries back, and
             # the commit leaves them absent.
             frame = t.frames[-1]
-            for key in [k for k in (*self._values, *t.writes()) if matches(k)]:
+            for key in [k for k in (*self._clean_keys, *self._dirty, *t.writes()) if matches(k)]:
                 self._seq += 1
                 frame.writes[key] = (None, self._seq)
             return n
         self._removals += 1
-        for key in [k for k in self._lru if matches(k)]:
+        for key in [k for k in self._clean_keys if matches(k)]:
             self._forget(key)
+        if len(self._clean_keys) * 4 < self._keys_peak:
+            self._compact()
         return n
 
     # -- pre-keys: consumption is buffered with the sessions ------------------
@@ -846,11 +886,8 @@ class SignalCache:
                 async with self._b.transaction():
                     yield
                     # The block is done: its cached writes go into the same commit.
-                    writes = t.writes()
                     consumed = [i for i, (gone, _) in t.prekeys().items() if gone]
-                    await self._write_entries(
-                        [(k, value) for k, (value, _) in writes.items()], consumed
-                    )
+                    await self._write_entries(t.writes().items(), consumed)
             finally:
                 frame = t.frames[0]
                 t.frames.clear()
@@ -860,20 +897,24 @@ class SignalCache:
     def _install(self, frame: _Frame) -> None:
         """After the commit of an outermost transaction: its writes are the committed
         values (unless another task wrote a key again since), and what flushes inside
-        it wrote is clean."""
+        it wrote is clean. Synchronous, so that readers see the whole commit at once."""
         # A load that ran beside the transaction may have read what it replaced.
         self._removals += 1
         dirty = self._dirty
+        budget = self._budget
         for key, (value, seq) in frame.writes.items():
             newer = dirty.get(key)
             if newer is not None:
-                if newer > seq:
+                if newer[1] > seq:
                     continue  # written again outside the transaction: that stays dirty
-                self._mark_clean(key)
+                del dirty[key]
+                budget.used -= _cost(key, newer[0])
             self._put_clean(key, value)
-        for key, seq in frame.flushed.items():
-            if dirty.get(key) == seq:
-                self._mark_clean(key)
+        for key, written in frame.flushed.items():
+            if dirty.get(key) is written:
+                del dirty[key]
+                self._clean[key] = written[0]
+                self._clean_keys.add(key)
         consumed = self._consumed_prekeys
         for i, (_, seq) in frame.prekeys.items():
             if consumed.get(i, seq) < seq:
@@ -881,18 +922,17 @@ class SignalCache:
         for i, seq in frame.flushed_prekeys.items():
             if consumed.get(i) == seq:
                 del consumed[i]
-        if self._budget.used > self._budget._max:
-            self._budget.evict()
-        self._evict()
+        self._grew()
+        self._trim()
 
     # -- flushing -------------------------------------------------------------
     async def _write_entries(
-        self, entries: Sequence[tuple[Key, bytes | None]], consumed: Iterable[int]
+        self, entries: Iterable[tuple[Key, Dirty]], consumed: Iterable[int]
     ) -> None:
         """Write entries and pre-key removals into the backend transaction that is open."""
         puts: tuple[list[tuple[str, bytes]], ...] = ([], [], [])
         deletes: tuple[list[str], ...] = ([], [], [])
-        for (kind, address), value in entries:
+        for (_, kind, address), (value, _) in entries:
             if value is None:
                 deletes[kind].append(address)
             else:
@@ -946,10 +986,9 @@ class SignalCache:
                 return
             taken = dict(self._dirty)
             consumed = dict(self._consumed_prekeys)
-            values = self._values
             try:
                 async with self._b.transaction():
-                    await self._write_entries([(k, values[k]) for k in taken], consumed)
+                    await self._write_entries(taken.items(), consumed)
             except BaseException:
                 self.failed_flushes += 1
                 raise
@@ -958,32 +997,34 @@ class SignalCache:
             for i, seq in consumed.items():
                 if self._consumed_prekeys.get(i) == seq:
                     del self._consumed_prekeys[i]
-            dirty = self._dirty
-            budget = self._budget
-            for n, (key, seq) in enumerate(taken.items(), 1):
-                if dirty.get(key) == seq:
-                    self._mark_clean(key)
-                if n % _CLEAN_STEP == 0:
-                    budget.evict()
-                    self._evict()
+            clean = self._clean
+            done = list(taken.items())
+            for start in range(0, len(done), _CLEAN_STEP):
+                if start:
+                    self._trim()
                     await asyncio.sleep(0)
+                dirty = self._dirty
+                clean_keys = self._clean_keys  # _trim() may have rebuilt it
+                for key, written in done[start : start + _CLEAN_STEP]:
+                    if dirty.get(key) is written:
+                        del dirty[key]
+                        clean[key] = written[0]
+                        clean_keys.add(key)
+                self._grew()
+            if len(self._dirty) * 4 < len(taken):  # as for the set: drop the grown table
+                self._dirty = dict(self._dirty)
             self.flushes += 1
-            if budget.used > budget._max:
-                budget.evict()
-            self._evict()
+            self._trim()
 
     async def _flush_into(self, t: _Txn) -> None:
         """Flush inside the task's own transaction (a savepoint of it)."""
         writes = t.writes()
         prekeys = t.prekeys()
-        taken = {k: seq for k, seq in self._dirty.items() if k not in writes}
+        taken = {k: d for k, d in self._dirty.items() if k not in writes}
         consumed = {i: seq for i, seq in self._consumed_prekeys.items() if i not in prekeys}
-        values = self._values
-        entries = [(k, values[k]) for k in taken]
-        entries.extend((k, value) for k, (value, _) in writes.items())
         gone = [*consumed, *(i for i, (is_gone, _) in prekeys.items() if is_gone)]
         async with self._b.transaction():
-            await self._write_entries(entries, gone)
+            await self._write_entries([*taken.items(), *writes.items()], gone)
         frame = t.frames[-1]
         frame.flushed.update(taken)
         frame.flushed_prekeys.update(consumed)
@@ -1059,8 +1100,8 @@ class SignalCache:
         deleted accounts)."""
         self._release()
         budget = self._budget
-        for key in self._dirty:
-            budget.used -= _cost(key, self._values.pop(key))
+        for key, (value, _) in self._dirty.items():
+            budget.used -= _cost(key, value)
         self._dirty.clear()
         self._consumed_prekeys.clear()
         self._account_checked = False
