@@ -171,7 +171,8 @@ class PersistenceManager:
     def signal(self) -> SignalCache | Backend:
         """Where the client reads and writes Signal state: the SignalCache when one is
         in use, else the backend. With a cache, ``await pm.flush()`` (or
-        ``pm.signal.flush()``) is the durability barrier before sending."""
+        ``pm.signal.flush()``) is the durability barrier before sending, and
+        :meth:`transaction` groups cached writes with the backend's."""
         return self._cache if self._cache is not None else self._backend
 
     @property
