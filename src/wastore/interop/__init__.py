@@ -5,4 +5,9 @@ Each adapter lives in its own subpackage and needs an optional extra; importing
 
 - :mod:`wastore.interop.axolotl` — store classes for python-axolotl, the Python
   Signal implementation (``pip install 'wastore[axolotl]'``).
+- :mod:`wastore.interop.pywhats` — pywhats, an asyncio WhatsApp client, with all
+  of its state in a wastore account (``pip install 'wastore[pywhats]'``).
+
+:mod:`wastore.interop.bridge` (no extra) is what they share: a store on an event
+loop of its own, called synchronously from other threads.
 """

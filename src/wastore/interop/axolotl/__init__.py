@@ -64,6 +64,7 @@ flush leaves the pre-key in place, so the redelivered message decrypts again.
 
 from __future__ import annotations
 
+from ..bridge import DEFAULT_TIMEOUT, EventLoopThread, LoopBridge, WrongThreadError
 from ._addresses import (
     device_candidates,
     group_jid,
@@ -71,7 +72,6 @@ from ._addresses import (
     sender_key_address,
     signal_address,
 )
-from ._bridge import DEFAULT_TIMEOUT, EventLoopThread, LoopBridge, WrongThreadError
 from ._store import (
     AxolotlStore,
     axolotl_address,

@@ -15,8 +15,8 @@ from ...errors import CorruptRecordError, StoreError, ValidationError
 from ...jid import JID, as_jid
 from ...keys import KEY_LEN, KeyPair, sign_pre_key
 from ...manager import PersistenceManager
+from ..bridge import DEFAULT_TIMEOUT, LoopBridge
 from ._addresses import device_candidates, identity_address, sender_key_address, signal_address
-from ._bridge import DEFAULT_TIMEOUT, LoopBridge
 from ._compat import (
     AxolotlAddress,
     AxolotlStoreBase,

@@ -1,0 +1,593 @@
+"""Calling wastore from synchronous code: the bridge every synchronous client adapter uses.
+
+Signal libraries and clients such as python-axolotl and pywhats call their
+stores synchronously — pywhats even from inside its own event loop — while
+wastore is asyncio. The model is the one ``sqlite3`` offers an asyncio
+program: the store lives on an event loop of its own, in another thread, and
+each store call blocks the calling thread until that loop has done the work.
+
+- :class:`LoopBridge` runs a coroutine on the loop that owns the store
+  (``asyncio.run_coroutine_threadsafe(...).result()``) and waits for it. Every
+  blocking store call of every adapter goes through :meth:`LoopBridge.call`.
+  Called on the loop's own thread it would wait for a loop that cannot run,
+  forever; it raises :class:`WrongThreadError` instead.
+- :meth:`LoopBridge.held` keeps an async context manager — a backend
+  transaction — open across several blocking calls: it is entered in a task
+  of its own, the calls the thread makes meanwhile run inside that task (a
+  backend ties a transaction to the task that opened it), and it is left with
+  the outcome of the ``with`` block: commit, or roll back on an exception.
+- :class:`EventLoopThread` is an event loop on a background thread.
+- :class:`SyncContainer` is a :class:`~wastore.Container` opened on an
+  :class:`EventLoopThread`, with blocking methods; it opens accounts
+  (:meth:`SyncContainer.open_manager`) and closes what is still open when it
+  is closed. The python-axolotl adapter adds ``account()``; the pywhats
+  client takes one as its store.
+
+Nothing here needs an optional extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Protocol, TypeVar
+
+from ..contract import Container
+from ..errors import BackendUnavailableError, StoreError
+from ..jid import JID
+from ..manager import PersistenceManager
+from ..registry import open_store
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EventLoopThread",
+    "LoopBridge",
+    "SyncContainer",
+    "WrongThreadError",
+]
+
+log = logging.getLogger("wastore.interop")
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT: Final = 60.0
+"""Seconds a blocking store call may take before it is cancelled."""
+
+
+class WrongThreadError(RuntimeError):
+    """A blocking store call was made on the thread of the event loop that runs the store.
+
+    The call would wait for the loop while blocking it: a deadlock. From a
+    coroutine on that loop, run the synchronous library call in a worker
+    thread (``await asyncio.to_thread(fn, ...)``), or give the store a loop of
+    its own (:class:`SyncContainer`).
+    """
+
+
+class _Rollback(Exception):
+    """Thrown into a held context manager to leave it as if its block had raised."""
+
+
+@dataclass
+class _Call:
+    coro: Coroutine[Any, Any, Any]
+    done: concurrent.futures.Future[Any]
+
+
+@dataclass
+class _Enter:
+    cm: AbstractAsyncContextManager[Any]
+    entered: concurrent.futures.Future[None]
+
+
+@dataclass
+class _Exit:
+    commit: bool
+    done: concurrent.futures.Future[None]
+
+
+_Item = _Call | _Enter | _Exit
+
+
+class _Scope:
+    """The task that holds a context manager open, and how the calling thread feeds it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self.task: concurrent.futures.Future[None] | None = None
+        self.broken: BaseException | None = None
+
+    def put(self, item: _Item) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    async def hold(
+        self, cm: AbstractAsyncContextManager[Any], entered: concurrent.futures.Future[None]
+    ) -> None:
+        exit_item: _Exit | None = None
+        try:
+            async with cm:
+                entered.set_result(None)
+                exit_item = await self._serve()
+                if not exit_item.commit:
+                    raise _Rollback
+        except _Rollback:
+            assert exit_item is not None
+            exit_item.done.set_result(None)
+        except asyncio.CancelledError as err:
+            _fail(entered, err)
+            if exit_item is not None:
+                _fail(exit_item.done, err)
+            raise
+        except Exception as err:
+            if not entered.done():
+                entered.set_exception(err)
+            elif exit_item is not None:  # the commit (or the rollback) failed
+                exit_item.done.set_exception(err)
+            else:  # pragma: no cover - _serve only returns with an exit item
+                raise
+        else:
+            assert exit_item is not None
+            exit_item.done.set_result(None)
+
+    async def _serve(self) -> _Exit:
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, _Exit):
+                return item
+            if isinstance(item, _Enter):  # a nested block: a savepoint of the outer one
+                await self.hold(item.cm, item.entered)
+                continue
+            try:
+                result = await item.coro
+            except asyncio.CancelledError:
+                item.done.cancel()
+                raise
+            except Exception as err:
+                item.done.set_exception(err)
+            else:
+                item.done.set_result(result)
+
+
+def _fail(fut: concurrent.futures.Future[Any], err: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(StoreError(f"the store's event loop stopped the call ({err!r})"))
+
+
+class LoopBridge:
+    """Runs coroutines on ``loop`` for callers on other threads, and waits for them.
+
+    Args:
+        loop: the event loop that owns the store (its connections, locks, tasks).
+        timeout: seconds to wait for one call (None: no limit). On expiry the
+            coroutine is cancelled and :class:`BackendUnavailableError` raised.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be positive or None")
+        self._loop = loop
+        self._timeout = timeout
+        self._local = threading.local()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    def on_loop_thread(self) -> bool:
+        """True when the caller runs on the bridge's event loop (a coroutine or callback)."""
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _scope(self) -> _Scope | None:
+        scope: _Scope | None = getattr(self._local, "scope", None)
+        return scope
+
+    def _check(self) -> None:
+        loop = self._loop
+        if self.on_loop_thread():
+            raise WrongThreadError(
+                "a blocking store call was made on the event-loop thread that runs the "
+                "wastore store; it would block that loop forever. Run the synchronous "
+                "library call in a worker thread (`await asyncio.to_thread(fn, ...)`), or "
+                "give the store a loop of its own (wastore.interop.bridge.SyncContainer)"
+            )
+        if loop.is_closed() or not loop.is_running():
+            raise StoreError(
+                "the event loop that runs this wastore store is "
+                + ("closed" if loop.is_closed() else "not running")
+                + ": the store was closed, or it was created on a loop that has stopped"
+            )
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and return its result (or raise its exception).
+
+        Inside a :meth:`held` block of the calling thread, ``coro`` runs in the
+        task that holds the block's context manager (so it is part of the
+        block's transaction); otherwise in a task of its own.
+
+        Raises:
+            WrongThreadError: called on the loop's own thread (``coro`` is closed
+                without running).
+            StoreError: the loop is closed or not running, or the held block
+                this call belongs to was aborted.
+            BackendUnavailableError: the call did not finish within the timeout.
+        """
+        try:
+            self._check()
+            scope = self._scope()
+            if scope is not None and scope.broken is not None:
+                raise StoreError(
+                    "this call belongs to a transaction that was aborted "
+                    f"({scope.broken}); leave the `with` block"
+                )
+        except BaseException:
+            coro.close()
+            raise
+        if scope is None:
+            return self._wait(asyncio.run_coroutine_threadsafe(coro, self._loop), None)
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        scope.put(_Call(coro, done))
+        return self._wait(done, scope)
+
+    def _wait(self, fut: concurrent.futures.Future[T], scope: _Scope | None) -> T:
+        try:
+            return fut.result(self._timeout)
+        except concurrent.futures.CancelledError:
+            problem = StoreError(
+                "the store call was cancelled: the event loop running it was stopped"
+            )
+            if scope is not None:
+                scope.broken = problem
+            raise problem from None
+        except TimeoutError:
+            if fut.done() and not fut.cancelled():  # the coroutine itself raised TimeoutError
+                raise
+            fut.cancel()
+            problem = BackendUnavailableError(
+                f"a store call did not finish within {self._timeout:g}s "
+                "(is the database reachable? is the event loop blocked?)"
+            )
+            if scope is not None:  # the task holds a transaction: abort it (a rollback)
+                scope.broken = problem
+                if scope.task is not None:
+                    scope.task.cancel()
+            raise problem from None
+
+    @contextlib.contextmanager
+    def held(self, cm: AbstractAsyncContextManager[Any]) -> Iterator[None]:
+        """Keep the async context manager ``cm`` open while the ``with`` block runs.
+
+        ``cm`` is entered in a task on the loop; every :meth:`call` this thread
+        makes inside the block runs in that task; when the block ends ``cm`` is
+        left — normally (a transaction commits) or, if the block raised, as if
+        its body had raised (a transaction rolls back; the block's exception
+        propagates). A nested block of the same thread is entered inside the
+        outer one (for a transaction: a savepoint). Other threads are not
+        inside the block: their calls run in tasks of their own.
+
+        Raises:
+            WrongThreadError: used on the loop's own thread.
+            StoreError: the loop is not running.
+            BackendUnavailableError: entering or leaving took longer than the timeout.
+            Exception: whatever entering ``cm`` or leaving it normally raises
+                (a failed commit).
+        """
+        self._check()
+        outer = self._scope()
+        entered: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if outer is None:
+            scope = _Scope(self._loop)
+            scope.task = asyncio.run_coroutine_threadsafe(scope.hold(cm, entered), self._loop)
+        else:
+            if outer.broken is not None:
+                raise StoreError(
+                    f"the enclosing transaction was aborted ({outer.broken}); leave its block"
+                )
+            scope = outer
+            scope.put(_Enter(cm, entered))
+        self._wait(entered, scope)
+        self._local.scope = scope
+        try:
+            try:
+                yield
+            except BaseException:
+                if scope.broken is None:
+                    try:
+                        self._leave(scope, commit=False)
+                    except Exception:
+                        log.warning("rolling back a held transaction failed", exc_info=True)
+                raise
+            if scope.broken is not None:
+                raise StoreError(
+                    f"the transaction was aborted ({scope.broken}): nothing of it was committed"
+                )
+            self._leave(scope, commit=True)
+        finally:
+            self._local.scope = outer
+            if outer is None and scope.task is not None and not scope.broken:
+                with contextlib.suppress(Exception):
+                    scope.task.result(self._timeout)
+
+    def _leave(self, scope: _Scope, *, commit: bool) -> None:
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        scope.put(_Exit(commit, done))
+        self._wait(done, scope)
+
+
+class EventLoopThread:
+    """An asyncio event loop running on a background thread until :meth:`stop`.
+
+    The thread is a daemon, so a forgotten :meth:`stop` does not keep the
+    interpreter alive — but anything not flushed by then is lost: close what
+    runs on it first.
+    """
+
+    def __init__(self, name: str = "wastore-loop") -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _main(self) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        loop.call_soon(self._ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                tasks = asyncio.all_tasks(loop)
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+
+    def stop(self) -> None:
+        """Stop the loop (cancelling what still runs on it) and join the thread.
+
+        Safe to call twice. Raises :class:`WrongThreadError` on the loop's thread.
+        """
+        if threading.current_thread() is self._thread:
+            raise WrongThreadError("an EventLoopThread cannot be stopped from its own thread")
+        if self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # closed between the check and the call
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"EventLoopThread({self._thread.name!r}, {state})"
+
+
+class _Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+class SyncContainer:
+    """A wastore :class:`~wastore.Container` driven from synchronous code.
+
+    Open it with :meth:`open`: it starts an :class:`EventLoopThread`, opens the
+    store on it and keeps it there until :meth:`close`. Its methods block the
+    calling thread while that loop does the work, so they may be called from
+    any thread but the loop's — including from inside another event loop, for
+    the duration of one database round trip::
+
+        with SyncContainer.open("sqlite:///wa.db") as container:
+            device_id = container.first_device()
+            manager = container.open_manager(device_id)
+
+    Accounts opened through it (client adapters register theirs) are closed
+    before the store when it is closed.
+    """
+
+    def __init__(
+        self, thread: EventLoopThread, container: Container, timeout: float | None
+    ) -> None:
+        self._thread = thread
+        self._container = container
+        self._bridge = LoopBridge(thread.loop, timeout)
+        self._timeout = timeout
+        self._open: list[_Closeable] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        url: str | os.PathLike[str],
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        **options: Any,
+    ) -> SyncContainer:
+        """Open the store at ``url`` (see :func:`wastore.open_store`) on a new loop thread.
+
+        Args:
+            url: a store URL or an SQLite path.
+            timeout: seconds one blocking call may take (None: no limit).
+            options: passed to :func:`wastore.open_store`.
+
+        Raises:
+            ConfigError: a bad URL or option (see :func:`wastore.open_store`).
+            BackendUnavailableError: the database cannot be reached.
+        """
+        thread = EventLoopThread()
+        bridge = LoopBridge(thread.loop, timeout)
+        try:
+            container = bridge.call(open_store(url, **options))
+        except BaseException:
+            thread.stop()
+            raise
+        return cls(thread, container, timeout)
+
+    @property
+    def container(self) -> Container:
+        """The async container (use it through :meth:`run`)."""
+        return self._container
+
+    @property
+    def bridge(self) -> LoopBridge:
+        """The bridge to the container's loop."""
+        return self._bridge
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._thread.loop
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the container's loop and return its result."""
+        if self._closed:
+            coro.close()
+            raise StoreError("this SyncContainer is closed")
+        return self._bridge.call(coro)
+
+    def create_device(self) -> int:
+        """Create an account with fresh keys; return its device id."""
+        return self.run(self._container.create_device())
+
+    def devices(self) -> list[int]:
+        return self.run(self._container.devices())
+
+    def find_device(self, jid: JID | str) -> int | None:
+        return self.run(self._container.find_device(jid))
+
+    def first_device(self) -> int:
+        """The store's only account; a new one in an empty store.
+
+        Raises:
+            ConfigError: the store holds several accounts (the message names them).
+        """
+        return self.run(self._container.first_device())
+
+    def open_manager(
+        self,
+        device_id: int,
+        *,
+        signal_cache: bool = False,
+        background_saver: float | None = None,
+        **manager_options: Any,
+    ) -> PersistenceManager:
+        """Open one account's :class:`~wastore.PersistenceManager` on the container's loop.
+
+        The manager lives on that loop: use it through :meth:`run`, and close
+        it with ``run(manager.close())``.
+
+        Args:
+            device_id: the account.
+            signal_cache: put a write-back SignalCache in front of its Signal store.
+            background_saver: also run the manager's background saver with this
+                interval in seconds (None: no saver).
+            manager_options: passed to :meth:`wastore.PersistenceManager.open`
+                (``lease``, ``lease_ttl``, ``holder``, ...).
+
+        Raises:
+            AccountInUseError: another live process (or holder) serves the account.
+        """
+        return self.run(
+            self._open_manager(device_id, signal_cache, background_saver, manager_options)
+        )
+
+    async def _open_manager(
+        self,
+        device_id: int,
+        signal_cache: bool,
+        background_saver: float | None,
+        options: dict[str, Any],
+    ) -> PersistenceManager:
+        pm = await PersistenceManager.open(
+            self._container.backend(device_id), signal_cache=signal_cache, **options
+        )
+        if background_saver is not None:
+            try:
+                pm.run_background_saver(background_saver)
+            except BaseException:
+                await pm.close()
+                raise
+        return pm
+
+    def track(self, account: _Closeable) -> None:
+        """Close ``account`` (anything with a blocking ``close()``) before the store."""
+        with self._lock:
+            self._open.append(account)
+
+    def forget(self, account: _Closeable) -> None:
+        """Stop tracking ``account`` (it closed itself)."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._open.remove(account)
+
+    def close(self) -> None:
+        """Close every tracked account (flushing it), then the store, then the loop thread.
+
+        Safe to call twice. Raises the first error met, after closing everything.
+        """
+        if self._closed:
+            return
+        first: BaseException | None = None
+        with self._lock:
+            accounts = list(self._open)
+        for account in accounts:
+            try:
+                account.close()
+            except Exception as err:
+                first = first or err
+        self._closed = True
+        try:
+            self._bridge.call(self._container.close())
+        except Exception as err:
+            first = first or err
+        finally:
+            self._thread.stop()
+        if first is not None:
+            raise first
+
+    def __enter__(self) -> SyncContainer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._open)} open accounts"
+        return f"{type(self).__name__}({self._container!r}, {state})"
