@@ -298,12 +298,17 @@ def test_device_repr_and_str_redact_every_secret() -> None:
     d = Device.new()
     d.nct_salt = bytes(range(7, 39))
     d.pn = JID.parse("15551234567:3@s.whatsapp.net")
+    d.pairing_ephemeral_key = KeyPair.generate()
+    d.client_data = {"someclient": bytes(range(40, 80))}
+    d.validate()
     secrets_ = [
         d.noise_key.private,
         d.identity_key.private,
         d.signed_pre_key.private,
         d.adv_secret_key,
         d.nct_salt,
+        d.pairing_ephemeral_key.private,
+        bytes(range(40, 80)),
     ]
     for text in (repr(d), str(d), f"{d}", repr([d]), repr(d.frozen())):
         for secret in secrets_:
@@ -401,3 +406,85 @@ def test_key_problems_agrees_with_axolotl_on_the_signature() -> None:
     for problem in d.key_problems() + e.key_problems():
         for secret in (d.identity_key.private, e.signed_pre_key.private):
             assert_secret_absent(problem, secret)
+
+
+# -- fields for client credentials ------------------------------------------------------
+
+
+def test_client_data_of_a_snapshot_cannot_be_changed() -> None:
+    d = Device.new().with_client_data("baileys", b'{"accountSyncCounter":1}').frozen()
+    with pytest.raises(TypeError):
+        d.client_data["baileys"] = b"changed"  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.client_data = {}
+    assert d.client_data == {"baileys": b'{"accountSyncCounter":1}'}
+
+
+def test_with_client_data_sets_and_removes_one_client() -> None:
+    d = Device.new().with_client_data("a", b"1").with_client_data("b", b"")
+    assert dict(d.client_data) == {"a": b"1", "b": b""}
+    assert dict(d.with_client_data("a", None).client_data) == {"b": b""}
+    assert d.with_client_data("zzz", None) == d
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        {"": b"x"},
+        {"Upper": b"x"},
+        {"has space": b"x"},
+        {"-lead": b"x"},
+        {"a" * 65: b"x"},
+        {"ok": "text"},
+        {"ok": b"x" * (1024 * 1024 + 1)},
+        {f"c{i}": b"" for i in range(33)},
+        [("ok", b"x")],
+    ],
+)
+def test_client_data_is_validated(entries: Any) -> None:
+    with pytest.raises(ValidationError, match="client_data"):
+        Device(**new_kwargs(client_data=entries))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"platform": 5},
+        {"platform": "x" * 65},
+        {"business_name": b"bytes"},
+        {"registered": 1},
+        {"pairing_code": "x" * 65},
+        {"pairing_ephemeral_key": b"\x01" * 64},
+        {"app_state_key_id": b""},
+        {"app_state_key_id": b"\x01" * 65},
+        {"last_account_sync_timestamp": -1},
+        {"unarchive_chats": "yes"},
+        {"default_disappearing_expiration": -5},
+        {"default_disappearing_timestamp": 1.5},
+    ],
+)
+def test_credential_fields_are_validated(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Device(**new_kwargs(**overrides))
+
+
+def test_device_survives_pickle_and_deepcopy_frozen_or_not() -> None:
+    import copy
+    import pickle
+
+    d = Device.new().with_client_data("pyaileys", b"{}")
+    d.pairing_ephemeral_key = KeyPair.generate()
+    for original in (d, d.copy().frozen()):
+        for clone in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+            assert clone == original
+            assert clone.is_frozen == original.is_frozen
+
+
+def test_key_problems_checks_the_pairing_key_pair() -> None:
+    d = Device.new()
+    d.pairing_ephemeral_key = KeyPair.generate()
+    assert d.key_problems() == []
+    d.pairing_ephemeral_key = KeyPair(
+        private=KeyPair.generate().private, public=d.pairing_ephemeral_key.public
+    )
+    assert any("pairing_ephemeral_key" in p for p in d.key_problems())

@@ -41,8 +41,11 @@ async def _fill_v1(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
     await conn.execute(";\n".join(schema.render(schema.MIGRATIONS[0].ddl, "postgres", P)))
     await conn.execute(f"INSERT INTO {P}version (version, compat) VALUES (1, 1)")
     columns = schema.columns()
-    device = codec.device_to_row(wastore.Device.new(), 123)
-    names = ", ".join(codec.DEVICE_COLUMNS)
+    later = schema.added_columns()["device"]  # not there yet in a v1 database
+    full = zip(codec.DEVICE_COLUMNS, codec.device_to_row(wastore.Device.new(), 123), strict=True)
+    v1 = [(c, value) for c, value in full if c not in later]
+    names = ", ".join(c for c, _ in v1)
+    device = [value for _, value in v1]
     marks = ", ".join(f"${i}" for i in range(2, len(device) + 2))
     await conn.execute(f"INSERT INTO {P}device (id, {names}) VALUES ($1, {marks})", 7, *device)
     for table in V1_TABLES[1:]:

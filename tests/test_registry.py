@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import wastore
 from wastore import ConfigError, MemoryStore, open_store, register_backend, registry
+from wastore.backends.sqlite import SqliteStore
 from wastore.registry import known_schemes, redact_url, url_options
 
 PASSWORD = "s3cret-Pa55"
@@ -85,10 +87,34 @@ async def test_password_never_appears_in_errors(url: str, caplog: pytest.LogCapt
     assert PASSWORD not in caplog.text
 
 
-async def test_not_a_url_lists_url_forms() -> None:
+async def test_a_bare_path_opens_an_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for path in ("wa.db", str(tmp_path / "sub" / "abs.db")):
+        container = await open_store(path)
+        try:
+            assert isinstance(container, SqliteStore)
+            device_id = await container.create_device()
+        finally:
+            await container.close()
+        assert Path(path).is_file()
+        async with await open_store(f"sqlite:///{path}" if path == "wa.db" else path) as again:
+            assert await again.devices() == [device_id]
+
+
+@pytest.mark.parametrize(
+    "url", [f"postgres:/alice:{PASSWORD}@db/x", f"postgresql:alice:{PASSWORD}@db", "sqlite:wa.db"]
+)
+async def test_a_url_missing_its_slashes_is_an_error_not_a_file_name(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"memory://\.\.\.") as info:
-        await open_store("wa.db")
+        await open_store(url)
     assert "sqlite://" in str(info.value)
+    assert PASSWORD not in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # nothing was created
 
 
 @pytest.mark.parametrize("value", [123, None, b"memory://", object()])

@@ -180,11 +180,17 @@ async def test_upgrade_from_v1_keeps_every_row(tmp_path: Path) -> None:
     con = raw(old)
     con.execute("BEGIN")
     before: dict[str, list[tuple[object, ...]]] = {}
+    v1_columns = {  # the columns each table had at v1 (later steps added some)
+        t: ", ".join(
+            c for c, _ in schema.columns()[t] if c not in schema.added_columns().get(t, {})
+        )
+        for t in v1_tables
+    }
     for t in v1_tables:
-        rows = src.execute(f"SELECT * FROM wastore_{t}").fetchall()
+        rows = src.execute(f"SELECT {v1_columns[t]} FROM wastore_{t}").fetchall()
         assert rows, f"fixture left table {t} empty"
         marks = ",".join("?" * len(rows[0]))
-        con.executemany(f"INSERT INTO wastore_{t} VALUES ({marks})", rows)
+        con.executemany(f"INSERT INTO wastore_{t} ({v1_columns[t]}) VALUES ({marks})", rows)
         before[t] = sorted(rows, key=repr)
     con.execute("COMMIT")
     con.close()
@@ -203,7 +209,8 @@ async def test_upgrade_from_v1_keeps_every_row(tmp_path: Path) -> None:
         await pm.close()
     con = raw(old)
     for t, rows in before.items():
-        assert sorted(con.execute(f"SELECT * FROM wastore_{t}").fetchall(), key=repr) == rows, t
+        after = con.execute(f"SELECT {v1_columns[t]} FROM wastore_{t}").fetchall()
+        assert sorted(after, key=repr) == rows, t
     con.close()
     assert _schema_sql(old) == _schema_sql(fresh)
 

@@ -160,6 +160,10 @@ class AppSyncStore(Protocol):
         """Store a sync key; an existing key with a newer timestamp is kept."""
         ...
 
+    async def delete_sync_key(self, key_id: bytes) -> None:
+        """Forget a sync key (nothing happens when it is not stored)."""
+        ...
+
     async def get_latest_sync_key_id(self) -> bytes | None:
         """The id of the key with the greatest timestamp (ties: the greatest id), or None."""
         ...
@@ -178,6 +182,11 @@ class AppSyncStore(Protocol):
 
     async def get_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> dict[bytes, bytes]:
         """The value MACs found, by index MAC (one round trip, any number of MACs)."""
+        ...
+
+    async def get_all_mutation_macs(self, name: str) -> dict[bytes, bytes]:
+        """Every value MAC of the collection, by index MAC (a client rebuilding its
+        index -> value map after a restart reads it in one call)."""
         ...
 
     async def delete_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> None: ...
@@ -389,6 +398,17 @@ class Container(Protocol):
 
     async def devices(self) -> list[int]:
         """Every account's device id, ascending."""
+        ...
+
+    async def first_device(self) -> int:
+        """The store's only account, to reopen it on every start.
+
+        In an empty store a new account is created (fresh keys) and its id returned.
+
+        Raises:
+            ConfigError: the store holds several accounts (the message names them): pick
+                one with :meth:`find_device` or by id.
+        """
         ...
 
     def backend(self, device_id: int) -> Backend: ...

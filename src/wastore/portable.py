@@ -5,7 +5,9 @@ PostgreSQL debug snapshot. The document holds every row of every table of the
 account (the lease excepted), so an export -> import -> export round trip
 gives an identical file, and a copy between SQLite and PostgreSQL is exact.
 
-Format (``format_version`` 1)::
+Format (``format_version`` 2; version 1 files, written before the device table
+gained the columns of schema version 4, are read with those columns at their
+defaults)::
 
     {
       "format": "wastore-account",
@@ -37,18 +39,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from . import _validate as v
+from .backends._common import merge_msg_secret, now_s
 from .backends.sql import codec, schema
+from .device import Device
 from .errors import StoreError, ValidationError
+from .values import (
+    AppStateSyncKey,
+    DeviceListRecord,
+    HashState,
+    LidPnMapping,
+    MsgSecret,
+    MutationMAC,
+    TcToken,
+)
 
 FORMAT: Final = "wastore-account"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 
 EXPORTED_TABLES: Final = tuple(t for t in schema.TABLES if t != "leases")
 _HIDDEN: Final = frozenset({"device_id"})
@@ -65,6 +79,8 @@ def table_columns() -> dict[str, tuple[tuple[str, schema.ColumnKind], ...]]:
 
 
 COLUMNS: Final = table_columns()
+_ADDED_LATER: Final = schema.added_columns()
+"""Columns a document may lack (it was written before they existed): their defaults."""
 
 Row = dict[str, Any]
 
@@ -185,9 +201,12 @@ def decode(data: bytes) -> AccountDump:
         if not isinstance(rows, list):
             raise ValidationError(f"table {table!r} is not a list")
         kinds = dict(COLUMNS[table])
+        optional = _ADDED_LATER.get(table, {}) if version < FORMAT_VERSION else {}
         decoded: list[Row] = []
         for n, row in enumerate(rows):
             where = f"{table} row {n}"
+            if isinstance(row, dict) and optional:
+                row = {**{c: d for c, d in optional.items() if c not in row}, **row}
             if not isinstance(row, dict) or set(row) != set(kinds):
                 raise ValidationError(f"{where}: columns do not match table {table!r}")
             decoded.append({c: _decode_value(row[c], kinds[c], f"{where}, {c}") for c in kinds})
@@ -305,3 +324,199 @@ def _row_label(table: str, row: Row) -> str:
         value = row.get(col)
         parts.append(value[:8].hex() + "…" if isinstance(value, bytes) else repr(value))
     return ", ".join(parts) or "?"
+
+
+class AccountBuilder:
+    """Builds one account's :class:`AccountDump` from typed values (for importers).
+
+    Readers of other stores' formats use it instead of writing rows by hand: each
+    method takes the arguments of the Backend write method of the same name and
+    checks them with the same validators (a bad value raises
+    :class:`ValidationError` at the call, naming it). A later call for the same
+    key replaces the earlier one, as the backend's upsert would, with the
+    backend's merge rules (a newer sync key wins, a LID mapping keeps its first
+    ``created_at``, message secrets merge). :meth:`build` returns what
+    ``Container.import_account()`` writes in one transaction.
+
+    Args:
+        device: the account's device (its keys and settings).
+        created_at: Unix seconds stamped on sent messages and pending inbound
+            messages (the backends stamp "now" when they store them).
+    """
+
+    def __init__(self, device: Device, *, created_at: int | None = None) -> None:
+        self._device = v.instance(device, Device, "device")
+        device.validate()
+        self._now = v.timestamp(created_at, "created_at") if created_at is not None else now_s()
+        self._rows: dict[str, dict[Any, Row]] = {t: {} for t in EXPORTED_TABLES if t != "device"}
+
+    def _put(self, table: str, key: Any, row: Row) -> None:
+        rows = self._rows[table]
+        rows.pop(key, None)  # a replaced row moves to the end, as a newer write
+        rows[key] = row
+
+    # -- Signal --------------------------------------------------------------
+    def put_identity(self, address: str, key: bytes) -> None:
+        address = v.address(address)
+        self._put(
+            "identities", address, {"address": address, "key": v.fixed(key, "identity key", 32)}
+        )
+
+    def put_session(self, address: str, record: bytes) -> None:
+        address = v.address(address)
+        record = v.blob(record, "session record")
+        self._put("sessions", address, {"address": address, "record": record})
+
+    def store_prekey(self, id: int, record: bytes, uploaded: bool) -> None:
+        pid = v.prekey_id(id)
+        row = {
+            "id": pid,
+            "record": v.blob(record, "pre-key record"),
+            "uploaded": v.boolean(uploaded, "uploaded"),
+        }
+        self._put("prekeys", pid, row)
+
+    def store_signed_prekey(self, id: int, record: bytes) -> None:
+        pid = v.prekey_id(id, "signed pre-key id")
+        self._put(
+            "signed_prekeys", pid, {"id": pid, "record": v.blob(record, "signed pre-key record")}
+        )
+
+    def put_sender_key(self, address: str, record: bytes) -> None:
+        address = v.address(address, "sender key address")
+        record = v.blob(record, "sender key record")
+        self._put("sender_keys", address, {"address": address, "record": record})
+
+    # -- app-state sync ------------------------------------------------------
+    def set_sync_key(self, key_id: bytes, key: AppStateSyncKey) -> None:
+        key_id = v.sync_key_id(key_id)
+        k = v.instance(key, AppStateSyncKey, "key")
+        old = self._rows["sync_keys"].get(key_id)
+        if old is not None and old["timestamp"] > k.timestamp:
+            return  # an existing key with a newer timestamp is kept
+        row = {
+            "key_id": key_id,
+            "key_data": k.key_data,
+            "fingerprint": k.fingerprint,
+            "timestamp": k.timestamp,
+        }
+        self._put("sync_keys", key_id, row)
+
+    def set_version(self, name: str, state: HashState) -> None:
+        name = v.collection_name(name)
+        st = v.instance(state, HashState, "state")
+        row = {"name": name, "version": st.version, "hash": st.hash}
+        self._put("app_state_versions", name, row)
+
+    def put_mutation_macs(self, name: str, version: int, macs: Sequence[MutationMAC]) -> None:
+        name = v.collection_name(name)
+        version = v.integer(version, "version", 0)
+        for m in v.instances(macs, MutationMAC, "macs"):
+            row = {
+                "name": name,
+                "index_mac": m.index_mac,
+                "version": version,
+                "value_mac": m.value_mac,
+            }
+            self._put("app_state_macs", (name, m.index_mac), row)
+
+    # -- protocol bookkeeping ------------------------------------------------
+    def set_sender_key_status(self, group: str, items: Sequence[tuple[str, bool]]) -> None:
+        group = v.address(group, "group")
+        for item in v.sequence(items, "items"):
+            d, has = v.pair(item, "items")
+            device_jid = v.address(d, "device jid")
+            row = {
+                "group_jid": group,
+                "device_jid": device_jid,
+                "has_key": v.boolean(has, "has_key"),
+            }
+            self._put("sender_key_devices", (group, device_jid), row)
+
+    def put_lid_mapping(self, entry: LidPnMapping) -> None:
+        e = v.instance(entry, LidPnMapping, "entry")
+        old = self._rows["lid_pn_mappings"].get(e.lid)
+        row = {
+            "lid": e.lid,
+            "phone_number": e.phone_number,
+            "created_at": e.created_at if old is None else old["created_at"],
+            "updated_at": e.updated_at,
+            "learning_source": e.learning_source,
+        }
+        self._put("lid_pn_mappings", e.lid, row)
+
+    def save_base_key(self, address: str, message_id: str, key: bytes) -> None:
+        address, message_id = v.address(address), v.message_id(message_id)
+        row = {"address": address, "message_id": message_id, "key": v.base_key(key)}
+        self._put("base_keys", (address, message_id), row)
+
+    def update_device_list(self, record: DeviceListRecord) -> None:
+        r = v.instance(record, DeviceListRecord, "record")
+        row = {
+            "user_id": r.user,
+            "devices": codec.encode_devices(r.devices),
+            "timestamp": r.timestamp,
+            "phash": r.phash,
+            "raw_id": r.raw_id,
+        }
+        self._put("device_lists", r.user, row)
+
+    def put_tc_token(self, jid: str, entry: TcToken) -> None:
+        jid = v.address(jid, "jid")
+        e = v.instance(entry, TcToken, "entry")
+        row = {
+            "jid": jid,
+            "token": e.token,
+            "token_timestamp": e.token_timestamp,
+            "sender_timestamp": e.sender_timestamp,
+        }
+        self._put("tc_tokens", jid, row)
+
+    def store_sent_message(self, chat: str, message_id: str, payload: bytes) -> None:
+        chat, message_id = v.address(chat, "chat"), v.message_id(message_id)
+        row = {
+            "chat": chat,
+            "message_id": message_id,
+            "payload": v.blob(payload, "payload"),
+            "created_at": self._now,
+        }
+        self._put("sent_messages", (chat, message_id), row)
+
+    def put_msg_secrets(self, secrets: Sequence[MsgSecret]) -> int:
+        items = v.instances(secrets, MsgSecret, "secrets")
+        for s in items:
+            key = (s.chat, s.sender, s.msg_id)
+            old = self._rows["msg_secrets"].get(key)
+            if old is not None:
+                s = merge_msg_secret(MsgSecret(**old), s)
+            self._put("msg_secrets", key, dataclasses.asdict(s))
+        return len(items)
+
+    def store_pending_inbound(
+        self, chat: str, sender: str, message_id: str, payload: bytes
+    ) -> None:
+        key = v.pending_key(chat, sender, message_id)
+        row = {
+            "chat": key[0],
+            "sender": key[1],
+            "message_id": key[2],
+            "payload": v.blob(payload, "payload"),
+            "created_at": self._now,
+        }
+        self._put("pending_inbound", key, row)
+
+    def put_group_metadata(self, group: str, blob: bytes) -> None:
+        group = v.address(group, "group")
+        row = {"group_jid": group, "blob": v.blob(blob, "group metadata")}
+        self._put("group_metadata", group, row)
+
+    # -- result --------------------------------------------------------------
+    def build(self) -> AccountDump:
+        """The account as a dump, checked as an imported file would be."""
+        device = dict(zip(codec.DEVICE_COLUMNS, codec.device_to_row(self._device, 0), strict=True))
+        tables: dict[str, list[Row]] = {"device": [device]}
+        for table, rows in self._rows.items():
+            tables[table] = list(rows.values())
+        dump = AccountDump(tables)
+        check(dump)
+        return dump

@@ -85,10 +85,17 @@ async def open_store(url: str | os.PathLike[str] | Any, **options: Any) -> Conta
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()
     if not sep:
-        raise ConfigError(
-            f"{redact_url(url)!r} is not a store URL; use one of: "
-            + ", ".join(f"{s}://..." for s in known_schemes())
-        )
+        if ":" in url:
+            # "postgres:/user:pw@host/db", "user:pw@host/db", "sqlite:wa.db": a URL with a
+            # typo, not a file name (a file whose name has a colon opens as sqlite:///...).
+            raise ConfigError(
+                f"{redact_url(url)!r} is not a valid store URL (a scheme needs '://'); use one "
+                "of: " + ", ".join(f"{s}://..." for s in known_schemes())
+            )
+        if not url.strip():
+            raise ConfigError("open_store() needs a URL or a path, got an empty string")
+        # A bare path names an SQLite file, as on the command line.
+        return await _builtin("sqlite")(url, **options)
     if scheme in _REGISTERED:
         return await _REGISTERED[scheme](url, **options)
     if scheme in _BUILTIN:

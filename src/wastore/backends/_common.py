@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Final
 
+from ..errors import ConfigError
 from ..values import MsgSecret
 
 MAX_SNAPSHOT_NAME: Final = 100
@@ -32,6 +33,15 @@ def utc_stamp() -> str:
     now = time.time()
     frac = int((now % 1) * 1_000_000)
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{frac:06d}Z"
+
+
+def several_accounts(ids: list[int]) -> ConfigError:
+    """The error of ``first_device()`` on a store holding more than one account."""
+    shown = ", ".join(str(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
+    return ConfigError(
+        f"the store holds several accounts (device ids {shown}): open one by id "
+        "(container.backend(device_id)) or by JID (container.find_device(jid))"
+    )
 
 
 def now_s() -> int:

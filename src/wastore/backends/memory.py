@@ -36,6 +36,7 @@ from ._common import (
     now_s,
     sanitize_snapshot_name,
     sender_key_user_matches,
+    several_accounts,
     user_matches,
     utc_stamp,
 )
@@ -108,6 +109,12 @@ class MemoryStore:
         self._check_open()
         v.integer(device_id, "device_id", 1)
         return MemoryBackend(self, device_id)
+
+    async def first_device(self) -> int:
+        ids = await self.devices()
+        if len(ids) > 1:
+            raise several_accounts(ids)
+        return ids[0] if ids else await self.create_device()
 
     async def find_device(self, jid: JID | str) -> int | None:
         self._check_open()
@@ -414,6 +421,11 @@ class MemoryBackend:
         if old is None or old.timestamp <= key.timestamp:
             self._set(j, acct.sync_keys, key_id, key)
 
+    async def delete_sync_key(self, key_id: bytes) -> None:
+        key_id = v.sync_key_id(key_id)
+        acct, j = await self._write()
+        self._del(j, acct.sync_keys, key_id)
+
     async def get_latest_sync_key_id(self) -> bytes | None:
         keys = (await self._read()).sync_keys
         if not keys:
@@ -454,6 +466,11 @@ class MemoryBackend:
             if entry is not None:
                 out[m] = entry[1]
         return out
+
+    async def get_all_mutation_macs(self, name: str) -> dict[bytes, bytes]:
+        name = v.collection_name(name)
+        macs = (await self._read()).macs
+        return {k[1]: entry[1] for k, entry in macs.items() if k[0] == name}
 
     async def delete_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> None:
         name = v.collection_name(name)

@@ -114,7 +114,7 @@ from ..values import (
     MutationMAC,
 )
 from . import _txn
-from ._common import sanitize_snapshot_name, utc_stamp, write_private
+from ._common import sanitize_snapshot_name, several_accounts, utc_stamp, write_private
 from .sql import codec, dump, schema
 from .sql.account import SqlAccount
 from .sql.queries import Queries
@@ -825,6 +825,27 @@ class PostgresStore:
 
     async def devices(self) -> list[int]:
         return [int(r[0]) for r in await self._call("fetch", self.q.list_devices, ())]
+
+    async def first_device(self) -> int:
+        row = codec.device_to_row(Device.new(), 0)
+        q = self.q
+        # Two processes starting on an empty database must not create two accounts:
+        # the check and the insert run under the transaction-scoped schema lock.
+        key = (self._lock_class, _MIGRATION_OBJID)
+
+        async def pick(c: Conn) -> list[int] | int:
+            await c.execute("SELECT pg_advisory_xact_lock($1, $2)", *key)
+            ids = [int(r[0]) for r in await c.fetch(q.first_devices)]
+            if ids:
+                return ids
+            return int(await c.fetchval(q.insert_device_auto, *row))
+
+        found: list[int] | int = await self._atomic(pick, idempotent=False)
+        if isinstance(found, int):
+            return found
+        if len(found) > 1:
+            raise several_accounts(found)
+        return found[0]
 
     def backend(self, device_id: int) -> PostgresBackend:
         """The account's backend; no I/O (a missing account reads nothing, refuses writes)."""
@@ -1626,6 +1647,11 @@ class PostgresBackend(SqlAccount):
         if not wanted:
             return {}
         rows = await self._rows(self._pq["get_mutation_macs"], (self._id, name, wanted))
+        return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
+
+    async def get_all_mutation_macs(self, name: str) -> dict[bytes, bytes]:
+        name = v.collection_name(name)
+        rows = await self._rows(self._q.all_mutation_macs, (self._id, name))
         return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
 
     async def delete_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> None:

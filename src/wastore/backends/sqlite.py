@@ -66,7 +66,7 @@ from ..values import (
     MutationMAC,
 )
 from . import _txn
-from ._common import sanitize_snapshot_name, utc_stamp, write_private
+from ._common import sanitize_snapshot_name, several_accounts, utc_stamp, write_private
 from .sql import codec, dump, schema
 from .sql.account import SqlAccount
 from .sql.queries import Queries
@@ -392,6 +392,25 @@ class SqliteStore:
 
     async def devices(self) -> list[int]:
         return [r[0] for r in await self._fetchall(self.q.list_devices, ())]
+
+    async def first_device(self) -> int:
+        row = codec.device_to_row(Device.new(), 0)
+        q = self.q
+
+        # One write transaction (BEGIN IMMEDIATE): two processes starting on an empty
+        # file cannot both see no account and create one each.
+        def pick(c: Conn) -> list[int] | int:
+            ids = [int(r[0]) for r in c.execute(q.first_devices).fetchall()]
+            if ids:
+                return ids
+            return int(c.execute(q.insert_device_auto, row).fetchone()[0])
+
+        found = await self._atomic(pick)
+        if isinstance(found, int):
+            return found
+        if len(found) > 1:
+            raise several_accounts(found)
+        return found[0]
 
     def backend(self, device_id: int) -> SqliteBackend:
         self._check_open()
@@ -1102,6 +1121,14 @@ class SqliteBackend(SqlAccount):
         rows = await self._s._read_many(
             lambda c: self._s.select_in(c, "macs", GET_MACS_IN, (self._id, name), wanted),
             len(wanted),
+        )
+        return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
+
+    async def get_all_mutation_macs(self, name: str) -> dict[bytes, bytes]:
+        name = v.collection_name(name)
+        q = self._q.all_mutation_macs
+        rows = await self._s._read_many(
+            lambda c: c.execute(q, (self._id, name)).fetchall(), OFFLOAD_ITEMS + 1
         )
         return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
 

@@ -151,6 +151,36 @@ class AppSyncStoreContract:
         found = await backend.get_mutation_macs("regular", [m.index_mac for m in macs] + unknown)
         assert found == {m.index_mac: m.value_mac for m in macs}
 
+    async def test_get_all_mutation_macs_returns_the_whole_collection(
+        self, backend: Backend
+    ) -> None:
+        assert await backend.get_all_mutation_macs("regular") == {}
+        macs = [MutationMAC(_mac("all", i), key32("value", i)) for i in range(700)]
+        await backend.put_mutation_macs("regular", 1, macs[:400])
+        await backend.put_mutation_macs("regular", 2, macs[400:])
+        await backend.put_mutation_macs("regular_low", 1, macs[:3])
+        # an upsert replaces a value MAC; the map holds the latest
+        await backend.put_mutation_macs("regular", 3, [MutationMAC(_mac("all", 0), key32("new"))])
+        expected = {m.index_mac: m.value_mac for m in macs}
+        expected[_mac("all", 0)] = key32("new")
+        assert await backend.get_all_mutation_macs("regular") == expected
+        assert len(await backend.get_all_mutation_macs("regular_low")) == 3
+        await backend.delete_mutation_macs("regular", [_mac("all", 1)])
+        del expected[_mac("all", 1)]
+        assert await backend.get_all_mutation_macs("regular") == expected
+
+    async def test_delete_sync_key_removes_only_that_key(self, backend: Backend) -> None:
+        older, newer = _sync_key("old", 1_000), _sync_key("new", 2_000)
+        await backend.set_sync_key(b"\x01", older)
+        await backend.set_sync_key(b"\x02", newer)
+        await backend.delete_sync_key(b"\x02")
+        assert await backend.get_sync_key(b"\x02") is None
+        assert await backend.get_sync_key(b"\x01") == older
+        assert await backend.get_latest_sync_key_id() == b"\x01"
+        await backend.delete_sync_key(b"\x02")  # already gone: nothing happens
+        await backend.delete_sync_key(b"\x01")
+        assert await backend.get_latest_sync_key_id() is None
+
     async def test_delete_mutation_macs_removes_only_those_macs(self, backend: Backend) -> None:
         macs = [MutationMAC(_mac("any", i), key32("value", i)) for i in range(4)]
         await backend.put_mutation_macs("regular", 1, macs)

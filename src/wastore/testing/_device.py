@@ -18,7 +18,7 @@ from ..contract import (
     SignalStore,
 )
 from ..device import Device
-from ..errors import AccountInUseError, DeviceNotFoundError, ValidationError
+from ..errors import AccountInUseError, ConfigError, DeviceNotFoundError, ValidationError
 from ..jid import JID
 from ..keys import KeyPair
 from ..values import (
@@ -74,6 +74,21 @@ def _every_field_changed(device: Device) -> Device:
         lid_migrated=True,
         read_receipts_disabled=True,
         last_signed_pre_key_rotation_ms=1_700_000_000_999,
+        platform="smba",
+        business_name="Zoë's Bakery ✓",
+        registered=True,
+        pairing_code="ABCD1234",
+        pairing_ephemeral_key=KeyPair.generate(),
+        app_state_key_id=b"\x00\x00\x00\x01\xab",
+        last_account_sync_timestamp=1_700_000_123,
+        unarchive_chats=True,
+        default_disappearing_expiration=604_800,
+        default_disappearing_timestamp=1_700_000_456,
+        client_data={
+            "baileys": b'{"accountSyncCounter":3}',
+            "pywhats": b"",
+            "x.y-z_1": b"\x00\xff",
+        },
     )
 
 
@@ -126,6 +141,17 @@ class DeviceStoreContract:
             nct_salt=None,
             server_cert_chain=None,
             push_name="",
+            platform=None,
+            business_name=None,
+            registered=False,
+            pairing_code=None,
+            pairing_ephemeral_key=None,
+            app_state_key_id=None,
+            last_account_sync_timestamp=None,
+            unarchive_chats=False,
+            default_disappearing_expiration=None,
+            default_disappearing_timestamp=None,
+            client_data={},
         )
         await backend.save(cleared)
         assert await backend.load() == cleared
@@ -222,6 +248,26 @@ class ContainerContract:
         assert await container.find_device("456@s.whatsapp.net") == other_backend.device_id
         assert await container.find_device("12@s.whatsapp.net") is None
         assert await container.find_device("1234@s.whatsapp.net") is None
+
+    async def test_first_device_creates_the_only_account_then_returns_it(
+        self, container: Container
+    ) -> None:
+        for existing in await container.devices():
+            await container.delete_device(existing)
+        first = await container.first_device()
+        assert await container.devices() == [first]
+        assert await container.backend(first).load() is not None  # a real account, with keys
+        assert await container.first_device() == first  # reopened, not created again
+        assert await container.devices() == [first]
+
+    async def test_first_device_names_the_accounts_when_there_are_several(
+        self, container: Container
+    ) -> None:
+        ids = [await container.create_device() for _ in range(2)]
+        with pytest.raises(ConfigError) as info:
+            await container.first_device()
+        for device_id in ids:
+            assert str(device_id) in str(info.value)
 
     async def test_find_device_rejects_an_invalid_jid(self, container: Container) -> None:
         for bad in ("", "a@b@c", "@s.whatsapp.net", "123:x@s.whatsapp.net", None, 123):

@@ -416,11 +416,13 @@ BAD_INPUT_METHODS: Final[dict[str, tuple[_Arg, ...]]] = {
     # AppSyncStore
     "get_sync_key": (SYNC_KEY_ID,),
     "set_sync_key": (SYNC_KEY_ID, SYNC_KEY),
+    "delete_sync_key": (SYNC_KEY_ID,),
     "get_version": (COLLECTION,),
     "set_version": (COLLECTION, HASH_STATE),
     "put_mutation_macs": (COLLECTION, VERSION, _seq(MUTATION_MAC)),
     "get_mutation_mac": (COLLECTION, INDEX_MAC),
     "get_mutation_macs": (COLLECTION, _seq(INDEX_MAC)),
+    "get_all_mutation_macs": (COLLECTION,),
     "delete_mutation_macs": (COLLECTION, _seq(INDEX_MAC)),
     "clear_mutation_macs": (COLLECTION,),
     # ProtocolStore

@@ -163,6 +163,9 @@ class SqlAccount:
             self._q.set_sync_key, (self._id, key_id, key.key_data, key.fingerprint, key.timestamp)
         )
 
+    async def delete_sync_key(self, key_id: bytes) -> None:
+        await self._write(self._q.delete_sync_key, (self._id, v.sync_key_id(key_id)))
+
     async def set_version(self, name: str, state: HashState) -> None:
         name = v.collection_name(name)
         v.instance(state, HashState, "state")

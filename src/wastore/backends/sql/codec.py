@@ -6,8 +6,10 @@ Decoding is strict: a value of the wrong type or length raises
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from ...device import Device
@@ -56,6 +58,18 @@ DEVICE_COLUMNS: Final = (
     "lid_migrated",
     "read_receipts_disabled",
     "last_signed_pre_key_rotation_ms",
+    "platform",
+    "business_name",
+    "registered",
+    "pairing_code",
+    "pairing_ephemeral_key_private",
+    "pairing_ephemeral_key_public",
+    "app_state_key_id",
+    "last_account_sync_timestamp",
+    "unarchive_chats",
+    "default_disappearing_expiration",
+    "default_disappearing_timestamp",
+    "client_data",
     "saved_at_ms",
 )
 
@@ -94,8 +108,47 @@ def device_to_row(d: Device, saved_at_ms: int) -> tuple[Any, ...]:
         d.lid_migrated,
         d.read_receipts_disabled,
         d.last_signed_pre_key_rotation_ms,
+        d.platform,
+        d.business_name,
+        d.registered,
+        d.pairing_code,
+        None if d.pairing_ephemeral_key is None else d.pairing_ephemeral_key.private,
+        None if d.pairing_ephemeral_key is None else d.pairing_ephemeral_key.public,
+        d.app_state_key_id,
+        d.last_account_sync_timestamp,
+        d.unarchive_chats,
+        d.default_disappearing_expiration,
+        d.default_disappearing_timestamp,
+        encode_client_data(d.client_data),
         saved_at_ms,
     )
+
+
+def encode_client_data(entries: Mapping[str, bytes]) -> str | None:
+    """``Device.client_data`` as compact JSON ``{"client": "<base64>"}`` (None when empty)."""
+    if not entries:
+        return None
+    return json.dumps(
+        {k: base64.b64encode(entries[k]).decode("ascii") for k in sorted(entries)},
+        separators=(",", ":"),
+    )
+
+
+def decode_client_data(value: Any) -> dict[str, bytes]:
+    if value is None:
+        return {}
+    if type(value) is not str:
+        raise TypeError(f"client_data: expected JSON text, found {type(value).__name__}")
+    try:
+        raw = json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError("client_data is not valid JSON") from None
+    if not isinstance(raw, dict) or not all(isinstance(x, str) for x in raw.values()):
+        raise ValueError("client_data is not an object of base64 strings")
+    try:
+        return {k: base64.b64decode(x.encode("ascii"), validate=True) for k, x in raw.items()}
+    except (binascii.Error, UnicodeEncodeError):
+        raise ValueError("client_data holds invalid base64") from None
 
 
 def _bool(value: Any, what: str) -> bool:
@@ -115,6 +168,12 @@ def _bytes(value: Any) -> bytes:
 
 def _opt_bytes(value: Any) -> bytes | None:
     return None if value is None else _bytes(value)
+
+
+def _opt_key_pair(private: Any, public: Any) -> KeyPair | None:
+    if private is None and public is None:
+        return None
+    return KeyPair(private=_bytes(private), public=_bytes(public))
 
 
 def _opt_jid(value: Any) -> JID | None:
@@ -155,6 +214,17 @@ def row_to_device(row: Sequence[Any], device_id: int | None) -> Device:
             lid_migrated=_bool(r[28], what),
             read_receipts_disabled=_bool(r[29], what),
             last_signed_pre_key_rotation_ms=r[30],
+            platform=r[31],
+            business_name=r[32],
+            registered=_bool(r[33], what),
+            pairing_code=r[34],
+            pairing_ephemeral_key=_opt_key_pair(r[35], r[36]),
+            app_state_key_id=_opt_bytes(r[37]),
+            last_account_sync_timestamp=r[38],
+            unarchive_chats=_bool(r[39], what),
+            default_disappearing_expiration=r[40],
+            default_disappearing_timestamp=r[41],
+            client_data=decode_client_data(r[42]),
         )
     except CorruptRecordError:
         raise

@@ -82,6 +82,7 @@ _STATEMENTS: Final[dict[str, str]] = {
     "timestamp) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, key_id) DO UPDATE SET "
     "key_data = excluded.key_data, fingerprint = excluded.fingerprint, "
     "timestamp = excluded.timestamp WHERE {p}sync_keys.timestamp <= excluded.timestamp",
+    "delete_sync_key": "DELETE FROM {p}sync_keys WHERE device_id = $1 AND key_id = $2",
     "latest_sync_key_id": "SELECT key_id FROM {p}sync_keys WHERE device_id = $1 "
     "ORDER BY timestamp DESC, key_id DESC LIMIT 1",
     "get_version": "SELECT version, hash FROM {p}app_state_versions "
@@ -94,6 +95,8 @@ _STATEMENTS: Final[dict[str, str]] = {
     "SET version = excluded.version, value_mac = excluded.value_mac",
     "get_mutation_mac": "SELECT value_mac FROM {p}app_state_macs "
     "WHERE device_id = $1 AND name = $2 AND index_mac = $3",
+    "all_mutation_macs": "SELECT index_mac, value_mac FROM {p}app_state_macs "
+    "WHERE device_id = $1 AND name = $2",
     "delete_mutation_mac": "DELETE FROM {p}app_state_macs "
     "WHERE device_id = $1 AND name = $2 AND index_mac = $3",
     "clear_mutation_macs": "DELETE FROM {p}app_state_macs WHERE device_id = $1 AND name = $2",
@@ -208,6 +211,7 @@ _STATEMENTS: Final[dict[str, str]] = {
     "load_device": f"SELECT {_DEVICE_COLS} FROM {{p}}device WHERE id = $1",
     "device_exists": "SELECT 1 FROM {p}device WHERE id = $1",
     "list_devices": "SELECT id FROM {p}device ORDER BY id",
+    "first_devices": "SELECT id FROM {p}device ORDER BY id LIMIT 11",
     "find_device": "SELECT id FROM {p}device WHERE pn_user = $1 OR lid_user = $1 ORDER BY id "
     "LIMIT 1",
     "delete_device": "DELETE FROM {p}device WHERE id = $1",

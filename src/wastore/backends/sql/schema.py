@@ -278,6 +278,24 @@ CREATE TABLE {{p}}leases (
 );
 """
 
+# What WhatsApp defines for a linked device beyond v1's columns, and one column of
+# per-client bookkeeping (JSON: client name -> base64), so that a client's
+# credentials round-trip exactly. Nullable or defaulted: older code still works.
+_V4: Final = """
+ALTER TABLE {p}device ADD COLUMN platform {text};
+ALTER TABLE {p}device ADD COLUMN business_name {text};
+ALTER TABLE {p}device ADD COLUMN registered {bool} NOT NULL DEFAULT {false};
+ALTER TABLE {p}device ADD COLUMN pairing_code {text};
+ALTER TABLE {p}device ADD COLUMN pairing_ephemeral_key_private {blob};
+ALTER TABLE {p}device ADD COLUMN pairing_ephemeral_key_public {blob};
+ALTER TABLE {p}device ADD COLUMN app_state_key_id {blob};
+ALTER TABLE {p}device ADD COLUMN last_account_sync_timestamp {bigint};
+ALTER TABLE {p}device ADD COLUMN unarchive_chats {bool} NOT NULL DEFAULT {false};
+ALTER TABLE {p}device ADD COLUMN default_disappearing_expiration {bigint};
+ALTER TABLE {p}device ADD COLUMN default_disappearing_timestamp {bigint};
+ALTER TABLE {p}device ADD COLUMN client_data {text};
+"""
+
 _VERSION_TABLE: Final = """
 CREATE TABLE {p}version (
     version {bigint} NOT NULL,
@@ -310,6 +328,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         _V2,
     ),
     Migration(3, 1, "account leases (one process per account)", _V3),
+    Migration(4, 1, "device: platform, business name, pairing, account settings, client data", _V4),
 )
 
 LATEST: Final = MIGRATIONS[-1].version
@@ -377,15 +396,31 @@ _KINDS: Final[dict[str, ColumnKind]] = {
 }
 _TABLE_RE: Final = re.compile(r"CREATE TABLE \{p\}(\w+) \((.*?)\n\)", re.S)
 _COLUMN_RE: Final = re.compile(r"^\s+(\w+) \{(\w+)\}", re.M)
+_ADD_COLUMN_RE: Final = re.compile(
+    r"ALTER TABLE \{p\}(\w+) ADD COLUMN (\w+) \{(\w+)\}( NOT NULL DEFAULT \{false\})?"
+)
 
 
 def columns() -> dict[str, tuple[tuple[str, ColumnKind], ...]]:
     """Every table's columns and their kinds, read from the DDL above (one source of truth).
 
-    A future migration that adds a column with ``ALTER TABLE`` must extend this.
+    Columns added later with ``ALTER TABLE ... ADD COLUMN`` come after those of the
+    table's ``CREATE TABLE``, in the order of the migrations.
     """
     out: dict[str, tuple[tuple[str, ColumnKind], ...]] = {}
     template = latest_ddl().replace("{{", "{").replace("}}", "}")
     for table, body in _TABLE_RE.findall(template):
         out[table] = tuple((c, _KINDS[k]) for c, k in _COLUMN_RE.findall(body) if k in _KINDS)
+    for table, column, kind, _ in _ADD_COLUMN_RE.findall(template):
+        out[table] = (*out[table], (column, _KINDS[kind]))
+    return out
+
+
+def added_columns() -> dict[str, dict[str, bool | None]]:
+    """Columns added by a migration after their table was created, with the value a row
+    written before that migration has in them (None, or the column's default)."""
+    out: dict[str, dict[str, bool | None]] = {}
+    template = latest_ddl().replace("{{", "{").replace("}}", "}")
+    for table, column, _kind, default in _ADD_COLUMN_RE.findall(template):
+        out.setdefault(table, {})[column] = False if default else None
     return out
