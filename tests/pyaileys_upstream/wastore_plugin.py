@@ -153,5 +153,6 @@ async def _wastore_run(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         yield
     finally:
         _current = None
-        request.node.user_properties.append(("wastore_accounts", str(len(run.states))))
+        accounts = {state.device_id for state in run.states}
+        request.node.user_properties.append(("wastore_accounts", str(len(accounts))))
         await run.close()
