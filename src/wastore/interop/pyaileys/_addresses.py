@@ -84,7 +84,8 @@ def signal_address(address: object) -> str:
     name, dot, device = address.rpartition(".")
     if not dot:
         raise ValidationError(
-            f"{_short(address)} is not a pyaileys Signal address ('{{user}}[_{{domain}}].{{device}}')"
+            f"{_short(address)} is not a pyaileys Signal address "
+            "('{user}[_{domain}].{device}')"
         )
     return _jid(name, device, "the Signal address").signal_address()
 
