@@ -300,7 +300,7 @@ _GETTERS: Final[dict[str, Callable[[Backend, list[str]], Awaitable[dict[str, Any
 
 
 # -- set: every value is parsed (and validated) first, then written -------------------------
-class _Parsed:
+class Parsed:
     """The values of one ``set()`` call, parsed into wastore's types, per family."""
 
     __slots__ = (
@@ -325,7 +325,7 @@ class _Parsed:
         self.tc_tokens: dict[str, tuple[bytes, int] | None] = {}
 
 
-def parse(data: Mapping[str, Mapping[str, Any | None]]) -> _Parsed:
+def parse(data: Mapping[str, Mapping[str, Any | None]]) -> Parsed:
     """Parse the argument of ``set()``.
 
     Raises:
@@ -334,7 +334,7 @@ def parse(data: Mapping[str, Mapping[str, Any | None]]) -> _Parsed:
     """
     if not isinstance(data, Mapping):
         raise ValidationError(f"set() takes a mapping of families, not {type(data).__name__}")
-    out = _Parsed()
+    out = Parsed()
     for key_type, items in data.items():
         family = _family(key_type)
         if not isinstance(items, Mapping):
@@ -348,7 +348,7 @@ def parse(data: Mapping[str, Mapping[str, Any | None]]) -> _Parsed:
     return out
 
 
-def parse_item(out: _Parsed, family: str, key: str, value: Any) -> None:
+def parse_item(out: Parsed, family: str, key: str, value: Any) -> None:
     """Parse one value of ``family`` under pyaileys' id ``key`` into ``out``."""
     where = f"{family} {key!r:.80}"
     if family == "session":
@@ -456,7 +456,7 @@ def _tc_token(value: object, where: str) -> tuple[bytes, int]:
     return token, ts
 
 
-async def write(backend: Backend, p: _Parsed, first_unuploaded: int) -> None:
+async def write(backend: Backend, p: Parsed, first_unuploaded: int) -> None:
     """Apply parsed values to the account (inside the caller's transaction)."""
     puts = [(a, r) for a, r in p.sessions.items() if r is not None]
     if puts:
