@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from _pyaileys import ALICE, BOB, GROUP, Peer, handshake
 from pyaileys.auth.store import MultiFileAuthState
 
 import wastore
+from _pyaileys import ALICE, BOB, GROUP, Peer, handshake
 from wastore import ValidationError
 from wastore.formats import import_from
 from wastore.formats.pyaileys import read
