@@ -32,6 +32,7 @@ would otherwise name two rows.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 from ...errors import ValidationError
@@ -81,6 +82,11 @@ def signal_address(address: object) -> str:
         raise ValidationError(
             f"a pyaileys Signal address must be a str, not {type(address).__name__}"
         )
+    return _signal_address(address)
+
+
+@lru_cache(maxsize=8192)  # pyaileys names the same few peers over and over
+def _signal_address(address: str) -> str:
     name, dot, device = address.rpartition(".")
     if not dot:
         raise ValidationError(
@@ -125,6 +131,11 @@ def sender_key_address(name: object) -> str:
         raise ValidationError(
             f"a pyaileys sender-key name must be a str, not {type(name).__name__}"
         )
+    return _sender_key_address(name)
+
+
+@lru_cache(maxsize=8192)
+def _sender_key_address(name: str) -> str:
     parts = name.rsplit(SENDER_KEY_SEPARATOR, 2)
     if len(parts) != 3:
         raise ValidationError(

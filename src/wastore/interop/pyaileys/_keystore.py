@@ -155,6 +155,10 @@ class WastoreKeyStore:
         parsed = parse(data)
         first_unuploaded = self._pm.get_device_snapshot().first_unupload_pre_key_id
         backend = self.backend
+        single = _single_write(parsed, first_unuploaded)
+        if single is not None:  # one backend call: atomic by itself (most of pyaileys' sets)
+            await single(backend)
+            return
         async with backend.transaction():
             await write(backend, parsed, first_unuploaded)
 
@@ -200,6 +204,8 @@ class WastoreKeyStore:
 
 # -- getters, one per family -------------------------------------------------------------
 async def _get_sessions(backend: Backend, ids: list[str]) -> dict[str, Any]:
+    if len(ids) == 1:  # what pyaileys asks for: one session per message
+        return {ids[0]: await backend.get_session(signal_address(ids[0]))}
     addresses = {i: signal_address(i) for i in ids}
     found = await backend.get_sessions(list(dict.fromkeys(addresses.values())))
     return {i: found.get(a) for i, a in addresses.items()}
@@ -454,6 +460,41 @@ def _tc_token(value: object, where: str) -> tuple[bytes, int]:
     token = _key_bytes(value["token"], f"{where} token")
     TcToken(token=token, token_timestamp=ts)  # the store's own checks, before any write
     return token, ts
+
+
+def _single_write(p: Parsed, first_unuploaded: int) -> Callable[[Backend], Awaitable[None]] | None:
+    """The one backend call that applies ``p``, when a single call does."""
+    one = (p.sessions, p.identities, p.prekeys, p.sender_keys)
+    if (
+        sum(len(family) for family in one) != 1
+        or p.memories
+        or p.sync_keys
+        or p.collections
+        or p.tc_tokens
+    ):
+        return None
+    if p.sessions:
+        ((address, record),) = p.sessions.items()
+        if record is None:
+            return lambda b: b.delete_session(address)
+        session = record
+        return lambda b: b.put_session(address, session)
+    if p.identities:
+        ((address, key),) = p.identities.items()
+        if key is None:
+            return lambda b: b.delete_identity(address)
+        return lambda b: b.put_identity(address, key)
+    if p.sender_keys:
+        ((address, record),) = p.sender_keys.items()
+        if record is None:
+            return lambda b: b.delete_sender_key(address)
+        sender_key = record
+        return lambda b: b.put_sender_key(address, sender_key)
+    ((key_id, pair),) = p.prekeys.items()
+    if pair is None:
+        return lambda b: b.remove_prekey(key_id)
+    record = encode_prekey(key_id, *pair)
+    return lambda b: b.store_prekey(key_id, record, key_id < first_unuploaded)
 
 
 async def write(backend: Backend, p: Parsed, first_unuploaded: int) -> None:
