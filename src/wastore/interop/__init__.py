@@ -5,4 +5,6 @@ Each adapter lives in its own subpackage and needs an optional extra; importing
 
 - :mod:`wastore.interop.axolotl` — store classes for python-axolotl, the Python
   Signal implementation (``pip install 'wastore[axolotl]'``).
+- :mod:`wastore.interop.pyaileys` — pyaileys' authentication state (creds and
+  key store) over one account (``pip install 'wastore[pyaileys]'``).
 """
