@@ -329,6 +329,23 @@ async def test_a_new_account_gets_creds_pyaileys_can_use(store_url: str) -> None
         assert state.creds == first  # the pairing key pair generated once, saved
 
 
+async def test_unreadable_stored_state_is_an_error_not_missing(store_url: str) -> None:
+    async with await wastore.open_store(store_url) as container:
+        device_id = await container.create_device()
+        pm = await wastore.PersistenceManager.open(container.backend(device_id))
+        await pm.modify_device(lambda d: setattr(d, "client_data", {CLIENT: b"{not json"}))
+        await pm.close()
+        with pytest.raises(wastore.CorruptRecordError, match="client_data"):
+            await WastoreAuthState.load(container, account=device_id)
+        await container.backend(device_id).store_prekey(5, b"\xff\x01", False)
+        pm = await wastore.PersistenceManager.open(container.backend(device_id))
+        await pm.modify_device(lambda d: setattr(d, "client_data", {}))
+        await pm.close()
+        async with await WastoreAuthState.load(container, account=device_id) as state:
+            with pytest.raises(wastore.CorruptRecordError, match="pre-key 5"):
+                await state.keys.get("pre-key", ["5"])
+
+
 async def test_one_account_is_served_by_one_state_at_a_time(world: World) -> None:
     with pytest.raises(AccountInUseError):
         await WastoreAuthState.load(world.url, account=ALICE)

@@ -9,7 +9,7 @@ from typing import Any
 from ...admin import NotFoundError
 from ...contract import Container
 from ...device import Device
-from ...errors import DeviceNotFoundError, ValidationError
+from ...errors import CorruptRecordError, DeviceNotFoundError, ValidationError
 from ...jid import JID
 from ...keys import KeyPair
 from ...manager import PersistenceManager
@@ -52,6 +52,16 @@ async def sync_prekey_flags(manager: PersistenceManager) -> int:
             changed += len(ids)
         if len(ids) < _UPLOAD_BATCH:
             return changed
+
+
+def _creds_of(manager: PersistenceManager) -> AuthenticationCreds:
+    try:
+        return creds_from_dict(creds_dict(manager.get_device_snapshot()))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CorruptRecordError(
+            f"account {manager.device_id}: the pyaileys credentials kept in its Device cannot "
+            f"be loaded by pyaileys ({type(err).__name__})"
+        ) from None
 
 
 class WastoreAuthState:
@@ -137,7 +147,7 @@ class WastoreAuthState:
 
                     await manager.modify_device(add_pairing)
                     await manager.flush()
-                creds = creds_from_dict(creds_dict(manager.get_device_snapshot()))
+                creds = _creds_of(manager)
                 await sync_prekey_flags(manager)
             except BaseException:
                 await manager.close()
