@@ -159,7 +159,7 @@ async def test_check_finds_rows_damaged_behind_the_store(url: str) -> None:
     problems = report.account_problems[ids[0]]
     assert len(problems) == 2
     assert all(p.startswith("identities row '") for p in problems)
-    assert all(p.endswith(": key must be 32 bytes, found 31") for p in problems)
+    assert all(p.endswith(": identity key must be exactly 32 bytes, got 31") for p in problems)
     assert report.account_problems[ids[1]] == [
         "device row: noise_key: the public key does not match the private key"
     ]
@@ -289,7 +289,7 @@ async def test_copy_account_skips_identical_and_reports_damaged(url: str, tmp_pa
         bad = await admin.copy_account(src, dst, ids[1])
         assert bad.action == "invalid"
         assert "identities row" in bad.detail
-        assert "key must be 32 bytes" in bad.detail
+        assert "key must be exactly 32 bytes" in bad.detail
         assert await dst.devices() == [good.target_id]
 
 

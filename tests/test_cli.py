@@ -297,7 +297,7 @@ def _damaged(data: bytes) -> dict[str, tuple[bytes, str]]:
         "truncated": (data[: len(data) // 2], "truncated"),
         "flipped": (bytes(flipped), "checksum"),
         "future": (json.dumps(future).encode(), "upgrade wastore"),
-        "short key": (json.dumps(short).encode(), "must be 32 bytes"),
+        "short key": (json.dumps(short).encode(), "must be exactly 32 bytes"),
         "key pair": (json.dumps(mismatch).encode(), "does not match"),
     }
 
@@ -425,7 +425,7 @@ async def test_check_finds_damage_done_behind_the_store(url: str, tmp_path: Path
     assert not report["ok"]
     [problem] = report["account_problems"][str(ids[0])]
     assert problem.startswith("identities row '")
-    assert problem.endswith(": key must be 32 bytes, found 31")
+    assert problem.endswith(": identity key must be exactly 32 bytes, got 31")
     assert any(
         "identity_key: the public key does not match" in p
         for p in report["account_problems"][str(ids[1])]

@@ -144,3 +144,91 @@ def test_a_current_file_missing_a_column_is_refused() -> None:
     doc["sha256"] = hashlib.sha256(portable._canonical(doc["tables"])).hexdigest()
     with pytest.raises(ValidationError, match="columns do not match"):
         portable.decode(json.dumps(doc).encode())
+
+
+# -- hostile files: refused with a clear ValidationError, never another exception --------
+
+
+def _resign(doc: dict[str, object]) -> bytes:
+    """The document with its checksum recomputed: the checksum guards against damage, not
+    against someone who edits the file on purpose."""
+    doc["sha256"] = hashlib.sha256(portable._canonical(doc["tables"])).hexdigest()  # type: ignore[arg-type]
+    return json.dumps(doc).encode()
+
+
+def _doc() -> dict[str, object]:
+    return json.loads(portable.encode(_full_builder(_device()).build()))  # type: ignore[no-any-return]
+
+
+def _edit(table: str, column: str, value: object) -> bytes:
+    doc = _doc()
+    doc["tables"][table][0][column] = value  # type: ignore[index]
+    return _resign(doc)
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (lambda: _edit("sessions", "address", "a\x00b@s.whatsapp.net"), "NUL"),
+        (lambda: _edit("sessions", "address", "a" * 10_000), "characters long"),
+        (lambda: _edit("sent_messages", "message_id", "m" * 100_000), "message id"),
+        (lambda: _edit("group_metadata", "group_jid", "g\x00@g.us"), "NUL"),
+        (lambda: _edit("sessions", "address", "\ud800@s.whatsapp.net"), "Unicode"),
+        (lambda: _edit("device", "pn_user", "15559999999"), "pn_user does not match pn"),
+        (lambda: _edit("device", "lid_user", None), "lid_user does not match lid"),
+        (lambda: _edit("device", "saved_at_ms", None), "saved_at_ms"),
+        (lambda: _edit("prekeys", "id", 2**70), "64 bits"),
+        (lambda: _edit("sync_keys", "timestamp", -(2**64)), "64 bits"),
+        (lambda: _edit("identities", "key", "AAAA"), "identity key"),
+        (lambda: b'{"format": "wastore-account", "format": "x"}', "repeats the key 'format'"),
+        (lambda: b"[" * 100_000 + b"]" * 100_000, "nested"),
+        (lambda: b'{"n": ' + b"9" * 5000 + b"}", "not a wastore account file"),
+    ],
+)
+def test_a_crafted_file_is_refused_like_the_api_would_refuse_it(data: object, words: str) -> None:
+    with pytest.raises(ValidationError, match=words):
+        portable.decode(data())  # type: ignore[operator]
+
+
+def test_duplicate_rows_are_refused() -> None:
+    doc = _doc()
+    sessions = doc["tables"]["sessions"]  # type: ignore[index]
+    sessions.append(dict(sessions[0], record="AQID"))
+    with pytest.raises(ValidationError, match="appears twice"):
+        portable.decode(_resign(doc))
+
+
+def test_read_file_refuses_what_is_not_a_small_regular_file(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would block forever
+    for path, words in (
+        (fifo, "not a regular file"),
+        (Path("/dev/zero"), "not a regular file"),
+        (tmp_path, "not a regular file"),
+        (tmp_path / "missing.json", "cannot open"),
+    ):
+        with pytest.raises(ValidationError, match=words):
+            portable.read_file(path)
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 2048)
+    with pytest.raises(ValidationError, match="more than the 1,024"):
+        portable.read_file(big, max_bytes=1024)
+    assert portable.read_file(big, max_bytes=4096) == b" " * 2048
+
+
+def test_the_repr_of_an_account_dump_shows_no_key_material() -> None:
+    device = _device()
+    dump = _full_builder(device).build()
+    text = repr(dump) + str(dump) + f"{[dump]}"
+    for secret in (
+        device.noise_key.private,
+        device.identity_key.private,
+        device.signed_pre_key.private,
+        device.adv_secret_key,
+        b'{"n":1}',
+    ):
+        for form in (secret.hex(), repr(secret)[2:-1], secret[:8].hex()):
+            assert form not in text
+    assert "15550001111:2@s.whatsapp.net" in text and "'sessions': 1" in text

@@ -201,6 +201,10 @@ def test_redact_url(url: str, expected: str) -> None:
         f"user:{PASSWORD}@host",
         f"postgresql://user:{PASSWORD}@host:notaport/db",
         f"postgresql://user:{PASSWORD}/x@host/db",  # unescaped '/' in the password
+        f"postgresql://host/db?password={PASSWORD}",
+        f"postgresql://host/db?sslmode=require&sslpassword={PASSWORD}&x=1",
+        f"postgres:user:{PASSWORD}@host",
+        f"postgresql://user:P@W{PASSWORD}@host/db",  # unescaped '@' in the password
     ],
 )
 def test_redact_url_never_keeps_the_password(url: str) -> None:

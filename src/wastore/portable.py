@@ -42,7 +42,9 @@ import binascii
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import os
+import stat
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -87,9 +89,17 @@ Row = dict[str, Any]
 
 @dataclass
 class AccountDump:
-    """Every row of one account, as Python values (bytes for blob columns)."""
+    """Every row of one account, as Python values (bytes for blob columns).
+
+    It holds private keys: its ``repr`` shows the account's JIDs and row counts only.
+    """
 
     tables: dict[str, list[Row]]
+
+    def __repr__(self) -> str:
+        devices = self.tables.get("device") or [{}]
+        who = ", ".join(f"{c}={devices[0].get(c)!r}" for c in ("pn", "lid"))
+        return f"AccountDump({who}, rows={self.count()})"
 
     @property
     def device(self) -> Row:
@@ -151,6 +161,8 @@ def _decode_value(value: Any, kind: schema.ColumnKind, where: str) -> Any:
     if kind == "int":
         if type(value) is not int:
             raise _Reject(f"{where}: expected an integer")
+        if not v.MIN_I64 <= value <= v.MAX_I64:
+            raise _Reject(f"{where}: the integer does not fit in 64 bits")
         return value
     if kind == "bool":
         if type(value) is not bool:
@@ -165,15 +177,77 @@ def _decode_value(value: Any, kind: schema.ColumnKind, where: str) -> Any:
     return value
 
 
+MAX_FILE_BYTES: Final = 256 * 1024 * 1024
+"""The largest account file :func:`read_file` reads (an account with a thousand
+sessions and every app-state MAC of a busy account takes a few megabytes)."""
+
+
+def read_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of an account file: a regular file of at most ``max_bytes``.
+
+    A FIFO, a device (``/dev/zero``) or a folder is refused before anything is
+    read, and a file is never read past the limit, so a hostile path can neither
+    hang the reader nor exhaust its memory.
+
+    Raises:
+        ValidationError: not a regular file, too large, or unreadable (the message
+            names the path and the reason).
+    """
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise ValidationError(f"{name}: cannot open the file: {err.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValidationError(f"{name}: not a regular file (a folder, device or pipe)")
+        if st.st_size > max_bytes:
+            raise ValidationError(
+                f"{name}: the file is {st.st_size:,} bytes, more than the {max_bytes:,} an "
+                "account file may have"
+            )
+        chunks = []
+        total = 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > max_bytes:  # it grew while being read
+                raise ValidationError(f"{name}: the file is larger than {max_bytes:,} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as err:
+        raise ValidationError(f"{name}: cannot read the file: {err.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (json keeps the last of two silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValidationError(f"the account file repeats the key {key!r} in one object")
+        out[key] = value
+    return out
+
+
 def decode(data: bytes) -> AccountDump:
     """Parse and check a document; raise :class:`ValidationError` saying what is wrong."""
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValidationError(
             f"not a wastore account file (invalid JSON at position {getattr(err, 'pos', '?')}): "
             "the file is truncated or damaged"
         ) from None
+    except ValidationError:
+        raise
+    except RecursionError:
+        raise ValidationError(
+            "not a wastore account file: its JSON is nested far deeper than the format's"
+        ) from None
+    except ValueError as err:  # a number of thousands of digits, ...
+        raise ValidationError(f"not a wastore account file: {err}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValidationError("not a wastore account file (no 'format': 'wastore-account')")
     version = doc.get("format_version")
@@ -227,94 +301,170 @@ def check(dump: AccountDump) -> None:
         raise ValidationError(f"the account file is not valid: {problems[0]}{more}")
 
 
+def _device_row(row: Row) -> None:
+    dev = codec.row_to_device([row.get(c) for c in codec.DEVICE_COLUMNS], None)
+    bad = dev.key_problems()
+    if bad:
+        raise ValidationError("; ".join(bad))
+    for jid, user, what in (
+        (dev.pn, row.get("pn_user"), "pn"),
+        (dev.lid, row.get("lid_user"), "lid"),
+    ):
+        if (None if jid is None else jid.user) != user:
+            raise ValidationError(f"{what}_user does not match {what}")
+    v.timestamp(row.get("saved_at_ms"), "saved_at_ms")
+
+
+def _pending_row(row: Row) -> None:
+    v.pending_key(row["chat"], row["sender"], row["message_id"])
+    v.blob(row["payload"], "payload")
+    v.timestamp(row["created_at"], "created_at")
+
+
+# Per table: the columns of its key within the account, and a check that runs the
+# validators the API runs on the same values (raising ValidationError or
+# CorruptRecordError). Used for every row of an imported file, every row that
+# `wastore check` reads from a store, and every row an AccountBuilder makes.
+_RULES: Final[dict[str, tuple[tuple[str, ...], Callable[[Row], object]]]] = {
+    "device": ((), _device_row),
+    "identities": (
+        ("address",),
+        lambda r: (v.address(r["address"]), v.fixed(r["key"], "identity key", 32)),
+    ),
+    "sessions": (
+        ("address",),
+        lambda r: (v.address(r["address"]), v.blob(r["record"], "session record")),
+    ),
+    "prekeys": (
+        ("id",),
+        lambda r: (
+            v.prekey_id(r["id"]),
+            v.blob(r["record"], "pre-key record"),
+            v.boolean(r["uploaded"], "uploaded"),
+        ),
+    ),
+    "signed_prekeys": (
+        ("id",),
+        lambda r: (
+            v.prekey_id(r["id"], "signed pre-key id"),
+            v.blob(r["record"], "signed pre-key record"),
+        ),
+    ),
+    "sender_keys": (
+        ("address",),
+        lambda r: (
+            v.address(r["address"], "sender key address"),
+            v.blob(r["record"], "sender key record"),
+        ),
+    ),
+    "sync_keys": (
+        ("key_id",),
+        lambda r: (
+            v.sync_key_id(r["key_id"]),
+            AppStateSyncKey(r["key_data"], r["fingerprint"], r["timestamp"]),
+        ),
+    ),
+    "app_state_versions": (
+        ("name",),
+        lambda r: (v.collection_name(r["name"]), HashState(r["version"], r["hash"])),
+    ),
+    "app_state_macs": (
+        ("name", "index_mac"),
+        lambda r: (
+            v.collection_name(r["name"]),
+            v.integer(r["version"], "version", 0),
+            MutationMAC(r["index_mac"], r["value_mac"]),
+        ),
+    ),
+    "sender_key_devices": (
+        ("group_jid", "device_jid"),
+        lambda r: (
+            v.address(r["group_jid"], "group"),
+            v.address(r["device_jid"], "device jid"),
+            v.boolean(r["has_key"], "has_key"),
+        ),
+    ),
+    "lid_pn_mappings": (
+        ("lid",),
+        lambda r: LidPnMapping(
+            r["lid"], r["phone_number"], r["created_at"], r["updated_at"], r["learning_source"]
+        ),
+    ),
+    "base_keys": (
+        ("address", "message_id"),
+        lambda r: (v.address(r["address"]), v.message_id(r["message_id"]), v.base_key(r["key"])),
+    ),
+    "device_lists": (
+        ("user_id",),
+        lambda r: (
+            v.user(r["user_id"]),
+            codec.device_list(
+                (r["devices"], r["timestamp"], r["phash"], r["raw_id"]), r["user_id"]
+            ),
+        ),
+    ),
+    "tc_tokens": (
+        ("jid",),
+        lambda r: (
+            v.address(r["jid"], "jid"),
+            TcToken(r["token"], r["token_timestamp"], r["sender_timestamp"]),
+        ),
+    ),
+    "sent_messages": (
+        ("chat", "message_id"),
+        lambda r: (
+            v.address(r["chat"], "chat"),
+            v.message_id(r["message_id"]),
+            v.blob(r["payload"], "payload"),
+            v.timestamp(r["created_at"], "created_at"),
+        ),
+    ),
+    "msg_secrets": (("chat", "sender", "msg_id"), lambda r: MsgSecret(**r)),
+    "pending_inbound": (("chat", "sender", "message_id"), _pending_row),
+    "group_metadata": (
+        ("group_jid",),
+        lambda r: (v.address(r["group_jid"], "group"), v.blob(r["blob"], "group metadata")),
+    ),
+}
+
+
+def check_row(table: str, row: Row) -> None:
+    """Check one row of ``table`` as the API checks the same values.
+
+    Raises:
+        ValidationError: a value the API would refuse (the message names the column,
+            never a key's bytes).
+        CorruptRecordError: the device row does not decode.
+    """
+    try:
+        _RULES[table][1](row)
+    except (TypeError, KeyError) as err:  # a value of a wrong type reached a value class
+        raise ValidationError(f"a value is missing or of the wrong type ({err})") from None
+
+
 def row_problems(tables: Mapping[str, list[Row]]) -> list[str]:
-    """Every row that the store could not decode, described (used by import and `check`)."""
+    """Every row that the API would refuse or the store could not decode, and every key
+    that appears twice, described (used by import and by ``wastore check``)."""
     problems: list[str] = []
-
-    def guard(where: str, fn: Any) -> None:
-        try:
-            fn()
-        except (StoreError, TypeError, ValueError, KeyError, IndexError) as err:
-            problems.append(f"{where}: {err}")
-
-    for row in tables.get("device", []):
-
-        def device(row: Row = row) -> None:
-            dev = codec.row_to_device([row.get(c) for c in codec.DEVICE_COLUMNS], None)
-            bad = dev.key_problems()
-            if bad:
-                raise ValidationError("; ".join(bad))
-
-        guard("device row", device)
-    fixed = {
-        ("identities", "key"): 32,
-        ("app_state_macs", "index_mac"): 32,
-        ("app_state_macs", "value_mac"): 32,
-        ("msg_secrets", "secret"): 32,
-    }
-    for (table, col), size in fixed.items():
-        for row in tables.get(table, []):
-            value = row.get(col)
-            if not isinstance(value, bytes) or len(value) != size:
-                found = len(value) if isinstance(value, bytes) else type(value).__name__
-                problems.append(
-                    f"{table} row {_row_label(table, row)}: {col} must be {size} bytes, "
-                    f"found {found}"
-                )
-    for row in tables.get("sync_keys", []):
-        guard(
-            "sync_keys row",
-            lambda row=row: codec.sync_key(
-                (row["key_data"], row["fingerprint"], row["timestamp"]), b""
-            ),
-        )
-    for row in tables.get("app_state_versions", []):
-        guard(
-            f"app_state_versions {row.get('name')!r}",
-            lambda row=row: codec.hash_state((row["version"], row["hash"]), row["name"]),
-        )
-    for row in tables.get("device_lists", []):
-        guard(
-            f"device_lists {row.get('user_id')!r}",
-            lambda row=row: codec.device_list(
-                (row["devices"], row["timestamp"], row["phash"], row["raw_id"]), row["user_id"]
-            ),
-        )
-    for row in tables.get("lid_pn_mappings", []):
-        guard(
-            "lid_pn_mappings row",
-            lambda row=row: codec.lid_mapping(
-                (
-                    row["lid"],
-                    row["phone_number"],
-                    row["created_at"],
-                    row["updated_at"],
-                    row["learning_source"],
-                )
-            ),
-        )
-    for table in ("prekeys", "signed_prekeys"):
-        for row in tables.get(table, []):
-            guard(f"{table} row", lambda row=row: v.prekey_id(row["id"]))
-    for table in ("sessions", "sender_keys", "prekeys", "signed_prekeys"):
-        for row in tables.get(table, []):
-            rec = row.get("record")
-            if not isinstance(rec, bytes) or not rec:
-                problems.append(
-                    f"{table} row {_row_label(table, row)} has an empty or missing record"
-                )
+    for table, rows in tables.items():
+        key_columns = _RULES[table][0]
+        seen: set[tuple[Any, ...]] = set()
+        for n, row in enumerate(rows):
+            label = _row_label(table, row)
+            try:
+                check_row(table, row)
+            except StoreError as err:
+                where = "device row" if table == "device" else f"{table} row {label}"
+                problems.append(f"{where}: {err}")
+            if key_columns:
+                key = tuple(row.get(c) for c in key_columns)
+                if key in seen:
+                    problems.append(f"{table} row {n}: the key {label} appears twice")
+                seen.add(key)
     return problems
 
 
-_LABEL_COLUMNS: Final = {
-    "identities": ("address",),
-    "sessions": ("address",),
-    "sender_keys": ("address",),
-    "prekeys": ("id",),
-    "signed_prekeys": ("id",),
-    "app_state_macs": ("name", "index_mac"),
-    "msg_secrets": ("chat", "sender", "msg_id"),
-}
+_LABEL_COLUMNS: Final = {t: cols for t, (cols, _) in _RULES.items()}
 
 
 def _row_label(table: str, row: Row) -> str:
@@ -322,7 +472,11 @@ def _row_label(table: str, row: Row) -> str:
     parts = []
     for col in _LABEL_COLUMNS.get(table, ()):
         value = row.get(col)
-        parts.append(value[:8].hex() + "…" if isinstance(value, bytes) else repr(value))
+        if isinstance(value, bytes):
+            parts.append(value[:8].hex() + "…")
+        else:
+            text = repr(value)
+            parts.append(text if len(text) <= 80 else text[:77] + "…")
     return ", ".join(parts) or "?"
 
 
@@ -351,6 +505,7 @@ class AccountBuilder:
         self._rows: dict[str, dict[Any, Row]] = {t: {} for t in EXPORTED_TABLES if t != "device"}
 
     def _put(self, table: str, key: Any, row: Row) -> None:
+        check_row(table, row)  # what an import checks, so build() cannot fail on this row
         rows = self._rows[table]
         rows.pop(key, None)  # a replaced row moves to the end, as a newer write
         rows[key] = row

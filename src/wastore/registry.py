@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from .contract import Container
@@ -39,8 +40,14 @@ def known_schemes() -> list[str]:
     return sorted({*_BUILTIN, *_REGISTERED})
 
 
+_SECRET_PARAM: Final = re.compile(r"((?:^|[?&;])[^=&;]*password[^=&;]*=)[^&;#]*", re.I)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and messages)."""
+    """The URL with any password replaced by ``***`` (for logs and messages): the
+    password of its user part, and query parameters such as ``password=`` or
+    ``sslpassword=``."""
+    url = _SECRET_PARAM.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -87,11 +87,7 @@ def _module(fmt: str) -> Any:
 
 
 def _read_portable(source: Path, *, jid: str | None = None) -> list[AccountDump]:
-    try:
-        data = source.read_bytes()
-    except OSError as err:
-        raise ValidationError(f"{source}: cannot read the account file: {err.strerror}") from None
-    return [portable.decode(data)]
+    return [portable.decode(portable.read_file(source))]
 
 
 def reader(fmt: str) -> _Reader:
