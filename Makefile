@@ -30,10 +30,10 @@ lint: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(PY) -m wastore.bench
+	$(PY) -m benchmarks
 
 bench-quick: setup
-	$(PY) -m wastore.bench --quick
+	$(PY) -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-data

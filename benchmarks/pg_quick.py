@@ -3,8 +3,8 @@
     python benchmarks/pg_quick.py [--url postgresql://...] [--quick] [--fsync]
 
 Without ``--url`` (or ``WASTORE_TEST_POSTGRES_URL``) a throwaway cluster is
-started with ``initdb`` (see tests/pg_server.py; ``fsync=off`` unless
-``--fsync``). Workloads (BENCHMARKS.md), one account each, pre-filled:
+started with ``initdb`` (``wastore.testing.pgcluster``, as for the tests;
+``fsync=off`` unless ``--fsync``). Workloads (docs/benchmarks.md), one account each, pre-filled:
 
 - W1d: 20,000 x (load_identity, get_session, put_session of a new 1,200-byte
   record) over 2,000 peers, each put committed before the call returns.
@@ -37,7 +37,6 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -46,8 +45,7 @@ import wastore
 from wastore.backends.postgres import _PG_STATEMENTS, PostgresStore
 from wastore.backends.sql import codec
 from wastore.backends.sql.queries import Queries
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from wastore.testing.pgcluster import start_cluster
 
 RECORD = 1200
 PEERS = 2000
@@ -356,8 +354,6 @@ async def main() -> None:
     cluster = None
     url = args.url
     if not url:
-        from pg_server import start_cluster
-
         cluster = start_cluster(fsync=args.fsync)
         if cluster is None:
             sys.exit("no PostgreSQL: pass --url or install the server binaries (.ci/pg.sh)")

@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark harness (``python -m wastore.bench``).
+"""Smoke test of the benchmark harness (``python -m benchmarks``).
 
 Tiny sizes, MemoryStore and SQLite only: no PostgreSQL, no peers (so nothing is
 installed), no chart. It checks that every workload runs, that the JSON has
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from wastore.bench import Options, run, tiny
-from wastore.bench.__main__ import main as bench_main
-from wastore.bench.config import WORKLOADS
-from wastore.bench.measure import Result, Runner, interleaved
-from wastore.bench.report import goals, markdown
+from benchmarks import Options, run, tiny
+from benchmarks.__main__ import main as bench_main
+from benchmarks.config import WORKLOADS
+from benchmarks.measure import Result, Runner, interleaved
+from benchmarks.report import goals, markdown
 
 
 def test_harness_runs_every_workload_on_memory_and_sqlite(tmp_path: Path) -> None:

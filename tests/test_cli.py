@@ -10,18 +10,18 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 import wastore
 from _accounts import fill as fill_container
@@ -237,6 +237,70 @@ def test_names_chosen_by_peers_cannot_drive_the_terminal(tmp_path: Path) -> None
         assert "\\x1b[2J[bold]boss[/]\\x07" in shown  # escaped, markup kept as text
 
 
+WITHOUT_RICH = (
+    "import sys; sys.modules['rich'] = None; sys.argv[0] = 'wastore'; "
+    "from wastore.cli import main; main()"
+)
+
+
+def cli_without_rich(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``wastore ARGS`` in a process where rich cannot be imported."""
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_RICH, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_without_rich_the_tables_are_plain_text(tmp_path: Path) -> None:
+    """rich is optional: without it every command works and prints plain columns."""
+    import asyncio
+
+    db = tmp_path / "a.db"
+    ids = asyncio.run(fill(f"sqlite:///{db}"))
+
+    async def load() -> wastore.Device:
+        async with await wastore.open_store(f"sqlite:///{db}") as c:
+            device = await c.backend(ids[1]).load()
+        assert device is not None
+        return device
+
+    device = asyncio.run(load())
+
+    listing = ok(cli_without_rich("devices", db, cwd=tmp_path)).stdout
+    lines = listing.splitlines()
+    assert lines[0] == f"sqlite:///{db}"
+    assert re.fullmatch(r"\s+sender\s+pre-keys", lines[1])  # two-line names end on one line
+    assert re.match(r"id\s+phone JID\s+LID\s+push name\s+sessions\s+identities\s+keys", lines[2])
+    assert set(lines[3].replace(" ", "")) == {"-"}  # the rule under the header
+    row = lines[5].split()
+    assert row[:5] == [str(ids[1]), "15550001:7@s.whatsapp.net", "99001:7@lid", "push", "v1"]
+    assert row[5:11] == ["2", "2", "2", "3/1", "regular", "v8"] and lines[6].endswith("never")
+    assert "─" not in listing
+    assert json.loads(ok(cli_without_rich("devices", db, "--json", cwd=tmp_path)).stdout) == (
+        json.loads(ok(cli("devices", db, "--json", cwd=tmp_path)).stdout)
+    )
+
+    detail = ok(cli_without_rich("show", db, ids[1], cwd=tmp_path)).stdout
+    assert re.search(r"^phone JID\s+15550001:7@s.whatsapp.net$", detail, re.MULTILINE)
+    fingerprint = hashlib.sha256(device.identity_key.public).digest()[:8].hex()
+    assert re.search(rf"^identity key fingerprint\s+{fingerprint}$", detail, re.MULTILINE)
+    assert device.identity_key.private.hex() not in detail
+
+    copied = cli_without_rich("copy", db, tmp_path / "b.db", "--verify", cwd=tmp_path)
+    assert ok(copied).stdout.strip().splitlines()[-1] == "3 created"
+    assert re.search(
+        rf"^{ids[0]}\s+15550000:7@s.whatsapp.net, 99000:7@lid\s+created\s+1\s+identical$",
+        copied.stdout,
+        re.MULTILINE,
+    )
+    assert "no problems found" in ok(cli_without_rich("check", db, cwd=tmp_path)).stdout
+    assert "device id 99" in one_error(cli_without_rich("show", db, 99, cwd=tmp_path), 5)
+
+
 # -- export / import ---------------------------------------------------------------------
 
 
@@ -398,6 +462,54 @@ async def test_copy_there_and_back_gives_identical_rows(url: str, tmp_path: Path
     assert await documents(url) == await documents(src)
 
 
+def _copy_table(stdout: str) -> dict[int, str]:
+    """The result column of ``wastore copy``'s table, by source id."""
+    results = {}
+    for line in stdout.strip().splitlines()[:-1]:  # the last line is the tally
+        cells = line.split()
+        if len(cells) >= 3 and cells[0].isdigit():
+            results[int(cells[0])] = next(
+                c.rstrip(":") for c in cells[2:] if c.rstrip(":") in ACTIONS
+            )
+    return results
+
+
+ACTIONS = ("created", "replaced", "unchanged", "conflict", "invalid", "failed")
+
+
+async def test_copy_says_the_same_words_in_its_table_and_its_json(tmp_path: Path) -> None:
+    """What copy did to each account reads the same for people and for scripts."""
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    ids = await fill(src)
+    to_table, to_json = (f"sqlite:///{tmp_path / name}" for name in ("table.db", "json.db"))
+
+    def both() -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+        """The same copy twice: once for people, once for scripts (into another store)."""
+        return cli("copy", src, to_table, cwd=tmp_path), cli(
+            "copy", src, to_json, "--json", cwd=tmp_path
+        )
+
+    first, again = both(), both()
+    async with await wastore.open_store(src) as c:
+        backend = c.backend(ids[0])
+        device = await backend.load()
+        assert device is not None
+        await backend.save(dataclasses.replace(device, push_name="renamed"))
+    changed = both()
+    for (table, as_json), code, expected in (
+        (first, 0, ["created"] * 3),
+        (again, 0, ["unchanged"] * 3),
+        (changed, 1, ["conflict", "unchanged", "unchanged"]),
+    ):
+        assert table.returncode == as_json.returncode == code, (table.stderr, as_json.stderr)
+        actions = [a["action"] for a in json.loads(as_json.stdout)["accounts"]]
+        assert actions == expected
+        assert [_copy_table(table.stdout)[i] for i in ids] == actions, table.stdout
+        tally = {a: actions.count(a) for a in dict.fromkeys(actions)}
+        last_line = table.stdout.strip().splitlines()[-1]
+        assert last_line == ", ".join(f"{n} {a}" for a, n in tally.items())
+
+
 # -- check ---------------------------------------------------------------------------------
 
 
@@ -548,8 +660,7 @@ def test_errors_are_one_line_with_meaningful_exit_codes(tmp_path: Path) -> None:
     assert debug.returncode == 3 and "Traceback" in debug.stderr
     assert "s3cr3t-pw" not in debug.stdout + debug.stderr
 
-    usage = cli("show", db, cwd=tmp_path)  # DEVICE missing
-    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    assert "missing argument 'DEVICE'" in one_error(cli("show", db, cwd=tmp_path), 2)
 
     # a row the store cannot read is reported (exit 1), not a crash
     con = sqlite3.connect(db, isolation_level=None)
@@ -590,6 +701,10 @@ def test_json_output_of_every_command(tmp_path: Path) -> None:
 # -- the entry points, help and bench ------------------------------------------------------
 
 
+COMMANDS = ("devices", "show", "export", "import", "copy", "snapshot", "check", "migrate")
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def test_console_script_and_help_everywhere(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("wastore")
     assert script.exists(), "the console script is not installed (pip install -e .)"
@@ -601,30 +716,87 @@ def test_console_script_and_help_everywhere(tmp_path: Path) -> None:
     runner = CliRunner()
     top = runner.invoke(app, ["--help"])
     assert top.exit_code == 0 and "Exit codes" in top.output
-    for command in ("devices", "show", "export", "import", "copy", "snapshot", "check", "migrate"):
+    for command in COMMANDS:
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, command
         assert "--json" in result.output and "--debug" in result.output, command
+    alone = cli(cwd=tmp_path)  # no command: the help, as a usage error
+    assert alone.returncode == 2 and "Exit codes" in alone.stdout
 
 
-def test_bench_forwards_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[list[str]] = []
+def test_help_shows_flags_as_flags() -> None:
+    """A flag takes no value: no ``<bool>`` or ``BOOLEAN`` placeholder after it."""
+    for command in ("", *COMMANDS, "demo"):
+        proc = ok(cli(*command.split(), "--help", cwd=ROOT))
+        text = proc.stdout
+        assert "<bool>" not in text and "BOOLEAN" not in text, command
+        assert re.search(r"-h, --help\s+Show this message", text), (command, text)
+        if command != "demo":
+            assert re.search(r"--debug\s+On errors", text), (command, text)
+        if command in COMMANDS:
+            assert re.search(r"--json\s+Print the result as JSON", text), (command, text)
+            assert "Arguments:" in text and "URL" in text, (command, text)
+    copy_help = ok(cli("copy", "--help", cwd=ROOT)).stdout
+    for flag in ("--replace", "--verify"):
+        assert re.search(rf"{flag}\s+[A-Z]", copy_help), copy_help
 
-    def main(args: list[str]) -> int:
-        seen.append(args)
-        return 3
 
-    monkeypatch.setitem(sys.modules, "wastore.bench", types.SimpleNamespace(main=main))
-    result = CliRunner().invoke(app, ["bench", "--quick", "--only", "sqlite", "--help"])
-    assert result.exit_code == 3
-    assert seen == [["--quick", "--only", "sqlite", "--help"]]
+def test_help_texts_point_to_files_that_exist() -> None:
+    """Every document a help text sends the reader to is in the repository: a path with a
+    folder (``docs/cli.md``) or a name in capitals (``README.md``); names of files a
+    command writes (``results.md``) and example paths in URLs are not pointers."""
+    texts = {
+        " ".join(args) or "wastore": ok(cli(*args, "--help", cwd=ROOT)).stdout
+        for args in ((), *((c,) for c in COMMANDS), ("demo",), ("bench",))
+    }
+    cited = {
+        (where, name)
+        for where, text in texts.items()
+        for name in re.findall(
+            r"\b[\w.-]+/[\w./-]*\w\.(?:md|rst|txt)\b|\b[A-Z][A-Z_]*\.(?:md|rst|txt)\b", text
+        )
+    }
+    missing = {(where, name) for where, name in cited if not (ROOT / name).is_file()}
+    assert not missing
+    assert ("bench", "docs/benchmarks.md") in cited  # the harness's help says where its docs are
 
-    monkeypatch.setitem(sys.modules, "wastore.bench", types.SimpleNamespace())
-    monkeypatch.setitem(sys.modules, "wastore.bench.__main__", types.SimpleNamespace())
-    result = CliRunner().invoke(app, ["bench", "--quick"])
-    assert result.exit_code == 2 and "not available" in result.output
+
+def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    for args, what in (
+        (("show", db), "missing argument 'DEVICE'"),
+        (("export", db, 1), "missing option '--output'"),
+        (("devices", db, "--bogus"), "no such option"),
+        (("frobnicate",), "no such command 'frobnicate'"),
+        (("copy", db, db, "--device"), "option '--device' requires an argument"),
+    ):
+        line = one_error(cli(*args, cwd=tmp_path), 2)
+        assert what in line, (args, line)
+        command = str(args[0]) if what != "no such command 'frobnicate'" else ""
+        assert f"see `{' '.join(['wastore', command]).strip()} --help`" in line, line
+    assert not db.exists()
+
+
+def test_bench_runs_the_harness_of_the_checkout_it_is_in(tmp_path: Path) -> None:
+    """In a checkout, ``wastore bench ARGS`` is ``python -m benchmarks ARGS`` there."""
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "wastore"\n')
+    harness = tmp_path / "benchmarks"
+    harness.mkdir()
+    (harness / "__init__.py").write_text("")
+    (harness / "__main__.py").write_text(
+        "import json, os, sys\n"
+        "print(json.dumps({'args': sys.argv[1:], 'cwd': os.getcwd()}))\n"
+        "sys.exit(3)\n"
+    )
+    proc = cli("bench", "--quick", "--only", "sqlite", "--help", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "args": ["--quick", "--only", "sqlite", "--help"],
+        "cwd": str(tmp_path),
+    }
 
 
 def test_bench_runs_the_real_harness(tmp_path: Path) -> None:
+    # tmp_path is no checkout: the harness is found in the checkout wastore is installed from
     proc = ok(cli("bench", "--help", cwd=tmp_path))
-    assert "--quick" in proc.stdout
+    assert "--quick" in proc.stdout and "docs/benchmarks.md" in proc.stdout

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import wastore
-from wastore.demo import fingerprint
+from wastore.interop.axolotl.demo import fingerprint
 
 
 def run_demo(db: Path) -> str:
@@ -119,3 +119,28 @@ def test_the_demo_runs_and_a_second_run_continues_the_conversation(tmp_path: Pat
     assert_no_secret(first, devices)
     assert_no_secret(second, devices)
     assert f"{db}: " in prose(second) and "KiB" in second
+
+
+def test_without_the_extra_the_demo_says_what_to_install(tmp_path: Path) -> None:
+    for hidden, named in (("axolotl", "python-axolotl"), ("rich", "rich")):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.modules[{hidden!r}] = None; "
+                "from wastore.cli import main; sys.argv[0] = 'wastore'; main()",
+                "demo",
+                "--path",
+                str(tmp_path / "demo.db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith(f"wastore: error: the demo needs {named}, which is not")
+        assert proc.stderr.rstrip().endswith("pip install 'wastore[demo]'")
+        assert not (tmp_path / "demo.db").exists()

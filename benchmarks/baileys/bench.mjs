@@ -1,8 +1,8 @@
-// The Baileys peer of wastore's benchmark harness (python -m wastore.bench):
+// The Baileys peer of wastore's benchmark harness (python -m benchmarks):
 // W1d and W3 on Baileys' useMultiFileAuthState (one JSON file per key).
 //
 // It reads the harness's data file (a JSON header line, then raw sections:
-// see wastore/bench/data.py) so that it stores the very bytes the Python
+// see benchmarks/data.py) so that it stores the very bytes the Python
 // implementations store, and prints one JSON object.
 //
 // What one operation is (Baileys' own key names and value shapes):

@@ -133,7 +133,9 @@ class Device:
         object.__setattr__(
             self, "adv_secret_key", v.fixed(self.adv_secret_key, "adv_secret_key", ADV_SECRET_LEN)
         )
-        v.integer(self.registration_id, "registration_id", 1, MAX_REGISTRATION_ID)
+        # Device.new() draws from [1, 2^31); 0 is accepted because libsignal-node (and so
+        # Baileys) draws from [0, 16384): an imported device keeps the id it registered with.
+        v.integer(self.registration_id, "registration_id", 0, MAX_REGISTRATION_ID)
         v.integer(self.signed_pre_key_id, "signed_pre_key_id", 0, v.MAX_PREKEY_ID)
         for name in ("pn", "lid"):
             value = getattr(self, name)

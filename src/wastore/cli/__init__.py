@@ -1,4 +1,8 @@
-"""The ``wastore`` command: a thin shell over the library."""
+"""The ``wastore`` command: a thin shell over the library.
+
+``app`` is the click group; ``main`` is the console script. Importing
+:mod:`wastore` never imports this package.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""What every command shares: exit codes, error reporting, output and options."""
+"""What every command shares: exit codes, error reporting, JSON and text helpers.
+
+Nothing here needs more than click and the standard library: ``wastore`` works
+right after ``pip install wastore``. Tables and progress bars are in
+:mod:`._output` (rich when it is installed, plain text otherwise).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,10 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import typer
-from rich.console import Console
-from rich.text import Text
+import click
 
 from ..admin import NotFoundError
 from ..backends._common import write_private as backend_write_private
@@ -72,35 +75,6 @@ class CliError(Exception):
     def __init__(self, code: Exit, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-# -- options shared by the commands ----------------------------------------------
-
-UrlArg = Annotated[
-    str,
-    typer.Argument(
-        metavar="URL",
-        help="Store URL: sqlite:///relative.db, sqlite:////abs/path.db, "
-        "postgresql://user:password@host:port/db, or a path to an SQLite file.",
-        show_default=False,
-    ),
-]
-DeviceArg = Annotated[
-    str,
-    typer.Argument(
-        metavar="DEVICE",
-        help="The account: its device id (see `wastore devices`) or a phone-number or "
-        "LID JID such as 15551234567@s.whatsapp.net.",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")
-]
-DebugOpt = Annotated[
-    bool,
-    typer.Option("--debug", help="On errors, print the traceback; log what the library does."),
-]
 
 
 class _State:
@@ -171,11 +145,17 @@ def classify(err: BaseException) -> tuple[Exit, str]:
 
 def error(message: str) -> None:
     """Print ``wastore: error: message`` on stderr, on one line."""
-    err_console().print(Text(f"wastore: error: {scrub(message)}"), soft_wrap=True)
+    _to_stderr(f"wastore: error: {scrub(message)}")
 
 
 def warn(message: str) -> None:
-    err_console().print(Text(f"wastore: warning: {scrub(message)}"), soft_wrap=True)
+    """Print ``wastore: warning: message`` on stderr, on one line."""
+    _to_stderr(f"wastore: warning: {scrub(message)}")
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def run(body: Callable[[], Coroutine[Any, Any, int]], *, debug: bool) -> NoReturn:
@@ -202,7 +182,7 @@ def run(body: Callable[[], Coroutine[Any, Any, int]], *, debug: bool) -> NoRetur
         if debug:
             sys.stderr.write(scrub_block("".join(traceback.format_exception(err))))
         error(message)
-    raise typer.Exit(int(code))
+    raise click.exceptions.Exit(int(code))
 
 
 def scrub_block(text: str) -> str:
@@ -212,16 +192,6 @@ def scrub_block(text: str) -> str:
 
 
 # -- output -------------------------------------------------------------------
-
-
-def out_console() -> Console:
-    # A pipe or a file gets wide tables rather than rich's default of 80 columns.
-    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    return Console(highlight=False, width=160 if wide else None)
-
-
-def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
 
 
 def emit_json(data: Any) -> None:
@@ -237,12 +207,13 @@ def clean(value: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def cell(value: object, empty: str = "-") -> Text:
-    """A table cell (never parsed as rich markup)."""
+def cell(value: object, empty: str = "-") -> str:
+    """A table cell: ``yes``/``no`` for booleans, ``empty`` for nothing, control characters
+    escaped (tables never read their cells as markup)."""
     if isinstance(value, bool):
-        return Text("yes" if value else "no")
+        return "yes" if value else "no"
     text = clean(value)
-    return Text(text if text else empty)
+    return text if text else empty
 
 
 def when(ms: object) -> str:

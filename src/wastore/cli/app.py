@@ -1,53 +1,45 @@
-"""Command definitions (typer).
+"""The ``wastore`` command (click): the group, its global options, ``demo`` and ``bench``.
 
-The store commands live in :mod:`.commands`; this module builds the ``wastore``
-application, its global options, ``demo`` and ``bench``.
+The store commands live in :mod:`.commands` and :mod:`.transfer`. The command
+needs nothing beyond ``pip install wastore``: click is a dependency of wastore,
+rich (tables and progress bars) is optional (see :mod:`._output`).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+import importlib.util
 from pathlib import Path
-from typing import Annotated, cast
 
-import typer
+import click
 
-from . import commands
-from ._common import EXIT_CODES_HELP, Exit, error, state
+from . import _bench, commands, transfer
+from ._click import Group, fail
+from ._common import EXIT_CODES_HELP, Exit, run, state
 
-app = typer.Typer(
-    name="wastore",
-    help="Inspect and manage wastore databases (SQLite or PostgreSQL).",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
-def _version(value: bool) -> None:
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         from .. import __version__
 
-        typer.echo(f"wastore {__version__}")
-        raise typer.Exit()
+        click.echo(f"wastore {__version__}")
+        ctx.exit(Exit.OK)
 
 
-@app.callback()
-def _root(
-    debug: Annotated[
-        bool,
-        typer.Option("--debug", help="On errors, print the traceback; log what the library does."),
-    ] = False,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
-) -> None:
+@click.group(cls=Group, context_settings=CONTEXT, epilog=EXIT_CODES_HELP)
+@click.option(
+    "--debug", is_flag=True, help="On errors, print the traceback; log what the library does."
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_version,
+    help="Print the version and exit.",
+)
+def app(debug: bool) -> None:
     """Inspect and manage wastore databases (SQLite or PostgreSQL).
 
     URLs: sqlite:///relative.db, sqlite:////abs/path.db, postgresql://user:pass@host/db,
@@ -56,72 +48,78 @@ def _root(
     state.debug = debug
 
 
-app.command()(commands.devices)
-app.command()(commands.show)
-app.command()(commands.export)
-app.command("import")(commands.import_)
-app.command()(commands.copy)
-app.command()(commands.snapshot)
-app.command()(commands.check)
-app.command()(commands.migrate)
+for command in (
+    commands.devices,
+    commands.show,
+    transfer.export,
+    transfer.import_,
+    transfer.copy,
+    commands.snapshot,
+    commands.check,
+    commands.migrate,
+):
+    app.add_command(command)
+
+DEMO_NEEDS = (("axolotl", "python-axolotl"), ("rich", "rich"))
 
 
 @app.command()
-def demo(
-    path: Annotated[
-        Path,
-        typer.Option(help="SQLite file the demo uses (run again to continue its conversation)."),
-    ] = Path("demo-data/wastore-demo.db"),
-) -> None:
+@click.option(
+    "--path",
+    type=click.Path(path_type=Path),
+    default=Path("demo-data/wastore-demo.db"),
+    show_default=True,
+    help="SQLite file the demo uses (run again to continue its conversation).",
+)
+def demo(path: Path) -> None:
     """Run the end-to-end demo: two accounts talk Signal, all state in wastore.
 
     Alice and Bob pair, exchange direct and group messages through python-axolotl
     (the store is restarted in the middle) and the report shows what is stored,
-    private keys redacted. Run it again to continue the same conversation.
+    private keys redacted. Run it again to continue the same conversation. It
+    needs python-axolotl and rich: pip install 'wastore[demo]'.
     """
-    from ._common import out_console
-    from ._common import run as run_command
-
+    missing = [name for module, name in DEMO_NEEDS if importlib.util.find_spec(module) is None]
+    if missing:
+        fail(
+            Exit.USAGE,
+            f"the demo needs {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'wastore[demo]'",
+        )
     try:
-        from ..demo import run as run_demo
-    except ImportError as err:  # the message says what to install
-        error(f"the demo cannot run: {err}")
-        raise typer.Exit(Exit.USAGE) from None
+        from ..interop.axolotl.demo import run as run_demo
+    except ImportError as err:  # e.g. protobuf loaded with the wrong implementation
+        fail(Exit.USAGE, f"the demo cannot run: {err}")
+
+    from rich.console import Console
+
+    from ._output import Output
 
     async def body() -> int:
-        await run_demo(path, out_console())
+        console = Output().rich_console() or Console()
+        await run_demo(path, console)
         return Exit.OK
 
-    run_command(body, debug=False)
+    run(body, debug=False)
 
 
 @app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
 )
-def bench(ctx: typer.Context) -> None:
-    """Run the benchmark harness (wastore.bench), passing every argument on.
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args: tuple[str, ...]) -> None:
+    """Run the benchmark harness of a wastore checkout, passing every argument on.
 
-    Try: wastore bench --help, wastore bench --quick.
+    The harness is in the repository's benchmarks/ folder, not in the installed
+    package (see docs/benchmarks.md in the repository). Try: wastore bench --help,
+    wastore bench --quick.
     """
-    code = _bench_main()(list(ctx.args))
-    raise typer.Exit(int(code or 0))
-
-
-def _bench_main() -> Callable[[list[str]], int | None]:
-    """``wastore.bench.main`` (or the ``main`` of ``python -m wastore.bench``)."""
-    problem = "it has no main()"
-    for module in ("wastore.bench", "wastore.bench.__main__"):
-        try:
-            found = getattr(importlib.import_module(module), "main", None)
-        except ImportError as err:
-            problem = str(err)
-            continue
-        if callable(found):
-            return cast(Callable[[list[str]], int | None], found)
-    error(f"the benchmark harness is not available in this installation ({problem})")
-    raise typer.Exit(Exit.USAGE)
+    root = _bench.find_checkout()
+    if root is None:
+        fail(Exit.USAGE, _bench.NOT_HERE)
+    raise click.exceptions.Exit(_bench.run_harness(root, list(args)))
 
 
 def main() -> None:
-    app(prog_name="wastore")
+    """The ``wastore`` console script."""
+    app.main(prog_name="wastore")

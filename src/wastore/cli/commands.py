@@ -1,76 +1,35 @@
-"""The store commands: devices, show, export, import, copy, snapshot, check, migrate.
+"""Looking at and looking after a store: devices, show, snapshot, check, migrate.
 
 Each command parses its arguments, calls :mod:`wastore.admin` and the public
-API, and prints the result: a rich table for people, JSON with ``--json``.
-Errors become one line on stderr and an exit code (see :class:`._common.Exit`).
+API, and prints the result: a table for people, JSON with ``--json``. Errors
+become one line on stderr and an exit code (see :class:`._common.Exit`). The
+commands that move accounts (export, import, copy) are in :mod:`.transfer`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
-from rich.text import Text
+import click
 
-from .. import admin, portable
-from ..contract import Container
-from ..errors import AccountInUseError, DeviceNotFoundError, ValidationError
+from .. import admin
+from ._click import Argument, Command, debug_option, device_argument, json_option, url_argument
 from ._common import (
-    CliError,
-    DebugOpt,
-    DeviceArg,
     Exit,
-    JsonOpt,
-    UrlArg,
     cell,
     clean,
     emit_json,
-    err_console,
-    out_console,
     run,
     shown,
     store_url,
     warn,
     when,
     when_s,
-    write_private,
 )
-
-PRIVATE_FILE_NOTE = (
-    "{what} holds the account's private keys and Signal sessions: keep it as secret as "
-    "the database (it is readable by you only, mode 0600)"
-)
-
-
-def _progress(json_mode: bool, what: str) -> Progress:
-    console = err_console()
-    return Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-        transient=True,
-        disable=json_mode or not console.is_terminal,
-    )
-
-
-def _table(title: str | None = None, **options: Any) -> Table:
-    """A table in the style every command uses."""
-    style: dict[str, Any] = {
-        "box": box.SIMPLE_HEAD,
-        "title_justify": "left",
-        "pad_edge": False,
-        "collapse_padding": True,
-    }
-    style.update(options)
-    return Table(title=None if title is None else Text(title), **style)
+from ._output import Output, Progress, Table
+from .transfer import PRIVATE_FILE_NOTE
 
 
 def _lease_text(lease: admin.Lease | None) -> str:
@@ -88,35 +47,39 @@ def _expiry(lease: admin.Lease) -> str:
 # -- devices ----------------------------------------------------------------------
 
 
-def devices(url: UrlArg, json: JsonOpt = False, debug: DebugOpt = False) -> None:
+@click.command(cls=Command)
+@url_argument()
+@json_option
+@debug_option
+def devices(url: str, json_mode: bool, debug: bool) -> None:
     """List the accounts of a store with what each one holds."""
     url = store_url(url)
 
     async def body() -> int:
         async with await admin.open_url(url) as container:
             rows = await admin.overviews(container)
-        if json:
+        if json_mode:
             emit_json([r.as_dict() for r in rows])
             return Exit.OK
-        out = out_console()
+        out = Output()
         if not rows:
-            out.print(Text(f"no accounts in {shown(url)}"))
+            out.line(f"no accounts in {shown(url)}")
             return Exit.OK
-        table = _table(shown(url))
+        table = Table(shown(url))
         # Counts and times never wrap; names and JIDs fold when the terminal is narrow.
-        for name, justify, no_wrap in (
-            ("id", "right", True),
-            ("phone JID", "left", False),
-            ("LID", "left", False),
-            ("push name", "left", False),
-            ("sessions", "right", True),
-            ("identities", "right", True),
-            ("sender\nkeys", "right", True),
-            ("pre-keys\ntotal/up", "right", True),
-            ("app state", "left", False),
-            ("last saved (UTC)", "left", True),
+        for name, right, wrap in (
+            ("id", True, False),
+            ("phone JID", False, True),
+            ("LID", False, True),
+            ("push name", False, True),
+            ("sessions", True, False),
+            ("identities", True, False),
+            ("sender\nkeys", True, False),
+            ("pre-keys\ntotal/up", True, False),
+            ("app state", False, True),
+            ("last saved (UTC)", False, False),
         ):
-            table.add_column(name, justify=justify, no_wrap=no_wrap, overflow="fold")  # type: ignore[arg-type]
+            table.add_column(name, justify="right" if right else "left", wrap=wrap, fold=True)
         in_use = False
         for r in rows:
             app_state = "\n".join(f"{n} v{v}" for n, v in sorted(r.app_state.items()))
@@ -134,9 +97,9 @@ def devices(url: UrlArg, json: JsonOpt = False, debug: DebugOpt = False) -> None
                 cell(app_state),
                 when(r.saved_at_ms),
             )
-        out.print(table)
+        out.table(table)
         if in_use:
-            out.print("* in use: a process holds the account's lease (see `wastore check`)")
+            out.line("* in use: a process holds the account's lease (see `wastore check`)")
         return Exit.OK
 
     run(body, debug=debug)
@@ -170,7 +133,12 @@ _TIME_LABELS = (
 )
 
 
-def show(url: UrlArg, device: DeviceArg, json: JsonOpt = False, debug: DebugOpt = False) -> None:
+@click.command(cls=Command)
+@url_argument()
+@device_argument()
+@json_option
+@debug_option
+def show(url: str, device: str, json_mode: bool, debug: bool) -> None:
     """Show one account in detail (public keys and fingerprints only, never a private key).
 
     Exits with 1 when rows of the account cannot be decoded.
@@ -182,12 +150,12 @@ def show(url: UrlArg, device: DeviceArg, json: JsonOpt = False, debug: DebugOpt 
             device_id = await admin.resolve_device(container, device)
             detail = await admin.account_detail(container, device_id)
         code = Exit.PROBLEMS if detail.problems else Exit.OK
-        if json:
+        if json_mode:
             emit_json(detail.as_dict())
             return code
-        out = out_console()
-        info = _table(f"account {device_id} in {shown(url)}", show_header=False, box=None)
-        info.add_column("field", style="bold")
+        out = Output()
+        info = Table(f"account {device_id} in {shown(url)}", header=False, ruled=False)
+        info.add_column("field", bold=True)
         info.add_column("value")
         for key, label in _FIELD_LABELS:
             info.add_row(label, cell(detail.fields.get(key)))
@@ -214,300 +182,27 @@ def show(url: UrlArg, device: DeviceArg, json: JsonOpt = False, debug: DebugOpt 
             ),
         )
         info.add_row("in use by", cell(_lease_text(detail.lease)))
-        out.print(info)
-        out.print()
+        out.table(info)
+        out.line()
         if detail.app_state:
-            states = _table("app-state collections")
+            states = Table("app-state collections")
             states.add_column("collection")
             states.add_column("version", justify="right")
             states.add_column("hash fingerprint")
             for name, version, fp in detail.app_state:
                 states.add_row(cell(name), str(version), fp)
-            out.print(states)
-        counts = _table("rows")
+            out.table(states)
+        counts = Table("rows")
         counts.add_column("table")
         counts.add_column("rows", justify="right")
         for table_name, n in detail.rows.items():
             counts.add_row(table_name, str(n))
-        out.print(counts)
+        out.table(counts)
         for problem in detail.problems:
             warn(f"account {device_id}: {problem}")
         return code
 
     run(body, debug=debug)
-
-
-# -- export / import --------------------------------------------------------------
-
-
-def export(
-    url: UrlArg,
-    device: DeviceArg,
-    output: Annotated[
-        Path,
-        typer.Option(
-            "--output",
-            "-o",
-            help="The file to write (mode 0600, written atomically).",
-            show_default=False,
-        ),
-    ],
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite the file if it exists.")
-    ] = False,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Export one account to a portable JSON file (every row of every table).
-
-    The file holds private keys: it is written with mode 0600. Exits with 1 (the
-    file is written all the same) when rows of the account cannot be decoded: such
-    a file is refused by `wastore import`.
-    """
-    url = store_url(url)
-
-    async def body() -> int:
-        async with await admin.open_url(url) as container:
-            device_id = await admin.resolve_device(container, device)
-            dump = await admin.account_dump(container, device_id)
-        data = portable.encode(dump)
-        write_private(output, data, force=force)
-        warn(PRIVATE_FILE_NOTE.format(what=str(output)))
-        problems = portable.row_problems(dump.tables)
-        for problem in problems:
-            warn(f"account {device_id}: {problem} (the file will not import until it is fixed)")
-        counts = dump.count()
-        if json:
-            emit_json(
-                {
-                    "device_id": device_id,
-                    "pn": _text(dump.device.get("pn")),
-                    "lid": _text(dump.device.get("lid")),
-                    "file": str(output),
-                    "bytes": len(data),
-                    "rows": counts,
-                    "problems": problems,
-                }
-            )
-        else:
-            out_console().print(
-                Text(
-                    f"exported account {device_id} ({_who(dump.device)}) to {output}: "
-                    f"{sum(counts.values())} rows, {len(data)} bytes"
-                )
-            )
-        return Exit.PROBLEMS if problems else Exit.OK
-
-    run(body, debug=debug)
-
-
-def _text(value: object) -> str | None:
-    """A JID column for JSON (a damaged row may hold anything)."""
-    return None if value is None else value if isinstance(value, str) else repr(value)
-
-
-def _who(device: dict[str, Any]) -> str:
-    pn, lid = device.get("pn"), device.get("lid")
-    if not pn and not lid:
-        return "not paired"
-    return ", ".join(clean(x) for x in (pn, lid) if x)
-
-
-def import_(
-    url: UrlArg,
-    file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="An account file written by `wastore export`.")
-    ],
-    replace: Annotated[
-        bool,
-        typer.Option(
-            "--replace", help="Replace the account if the store already has it (same phone/LID)."
-        ),
-    ] = False,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Import an account file into a store (created if it is a new SQLite file).
-
-    The file is checked completely first (checksum, format version, every key and
-    row); the import is one transaction. An account that is already there (same
-    phone number, LID or identity key) is refused unless --replace.
-    """
-    url = store_url(url)
-
-    async def body() -> int:
-        data = file.read_bytes()
-        try:
-            dump = portable.decode(data)
-        except ValidationError as err:
-            raise CliError(Exit.REFUSED, f"{file}: {err}; nothing was imported") from err
-        async with await admin.open_url(url, create=True) as container:
-            result = await admin.put_account(container, dump, replace=replace)
-        if result.action == "conflict":
-            ids = ", ".join(map(str, result.existing))
-            same = " with identical content" if result.identical else ""
-            raise CliError(
-                Exit.REFUSED,
-                f"the account ({_who(dump.device)}) is already in {shown(url)} as device id "
-                f"{ids}{same}: nothing was imported; use --replace to overwrite it",
-            )
-        if json:
-            emit_json(
-                {
-                    "device_id": result.device_id,
-                    "action": result.action,
-                    "replaced": list(result.existing),
-                    "pn": dump.device.get("pn"),
-                    "lid": dump.device.get("lid"),
-                    "rows": dump.count(),
-                }
-            )
-        else:
-            replaced = (
-                f", replacing device id {', '.join(map(str, result.existing))}"
-                if result.existing
-                else ""
-            )
-            out_console().print(
-                Text(
-                    f"imported account ({_who(dump.device)}) into {shown(url)} as device id "
-                    f"{result.device_id}{replaced}: {sum(dump.count().values())} rows"
-                )
-            )
-        return Exit.OK
-
-    run(body, debug=debug)
-
-
-# -- copy ----------------------------------------------------------------------
-
-
-def copy(
-    source: Annotated[str, typer.Argument(metavar="SRC_URL", help="The store to copy from.")],
-    target: Annotated[
-        str,
-        typer.Argument(metavar="DST_URL", help="The store to copy to (a new SQLite file is made)."),
-    ],
-    device: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--device",
-            "-d",
-            metavar="DEVICE",
-            help="Copy this account only (device id in SRC, or JID); repeat for more. "
-            "Default: every account.",
-            show_default=False,
-        ),
-    ] = None,
-    replace: Annotated[
-        bool,
-        typer.Option("--replace", help="Replace accounts that DST holds with other content."),
-    ] = False,
-    verify: Annotated[
-        bool,
-        typer.Option("--verify", help="Afterwards, compare every row of every account copied."),
-    ] = False,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Copy accounts between two stores (SQLite -> PostgreSQL and back), one by one.
-
-    Each account is one transaction. Running it again is safe: an account already
-    in DST with identical content is skipped; one with other content is reported
-    (exit 1) and replaced only with --replace. Copy stopped accounts: an account
-    that a process is serving changes while it is copied.
-    """
-    src_url, dst_url = store_url(source), store_url(target)
-
-    async def body() -> int:
-        async with await admin.open_url(src_url) as src:
-            ids = (
-                [await admin.resolve_device(src, d) for d in device]
-                if device
-                else await src.devices()
-            )
-            ids = list(dict.fromkeys(ids))
-            async with await admin.open_url(dst_url, create=True) as dst:
-                results = await _copy_all(src, dst, ids, replace=replace, verify=verify, json=json)
-        failed = [r for r in results if r.action in ("conflict", "invalid", "failed")]
-        unverified = [r for r in results if r.verified is False]
-        if json:
-            emit_json(
-                {
-                    "source": shown(src_url),
-                    "target": shown(dst_url),
-                    "accounts": [r.as_dict() for r in results],
-                    "ok": not failed and not unverified,
-                }
-            )
-        else:
-            _print_copy(results, verify)
-        return Exit.PROBLEMS if failed or unverified else Exit.OK
-
-    run(body, debug=debug)
-
-
-async def _copy_all(
-    src: Container, dst: Container, ids: list[int], *, replace: bool, verify: bool, json: bool
-) -> list[admin.CopyResult]:
-    results: list[admin.CopyResult] = []
-    with _progress(json, "copying") as bar:
-        task = bar.add_task("", total=len(ids))
-        for device_id in ids:
-            bar.update(task, description=f"account {device_id}")
-            try:
-                result = await admin.copy_account(src, dst, device_id, replace=replace)
-            except (AccountInUseError, ValidationError, DeviceNotFoundError) as err:
-                # this account only (in use, refused, deleted meanwhile): go on with the rest
-                result = admin.CopyResult(device_id, "failed", None, None, None, str(err))
-            results.append(result)
-            bar.advance(task)
-    if verify:
-        with _progress(json, "verifying") as bar:
-            task = bar.add_task("", total=len(results))
-            for i, r in enumerate(results):
-                if r.target_id is not None and r.action in ("created", "replaced", "unchanged"):
-                    same = await admin.verify_copy(src, r.source_id, dst, r.target_id)
-                    results[i] = dataclasses.replace(r, verified=same)
-                bar.advance(task)
-    return results
-
-
-_ACTION_TEXT = {
-    "created": "copied",
-    "replaced": "replaced",
-    "unchanged": "already there",
-    "conflict": "NOT COPIED",
-    "invalid": "NOT COPIED (damaged)",
-    "failed": "NOT COPIED",
-}
-
-
-def _print_copy(results: list[admin.CopyResult], verify: bool) -> None:
-    out = out_console()
-    if not results:
-        out.print("no accounts to copy")
-        return
-    table = _table()
-    for name in ("source id", "account", "result", "target id", *(["verified"] if verify else [])):
-        table.add_column(name)
-    for r in results:
-        unread = r.action in ("failed", "invalid") and not (r.pn or r.lid)
-        who = "?" if unread else _who({"pn": r.pn, "lid": r.lid})
-        row: list[str | Text] = [
-            str(r.source_id),
-            cell(who),
-            cell(_ACTION_TEXT[r.action] + (f": {r.detail}" if r.detail else "")),
-            cell(r.target_id),
-        ]
-        if verify:
-            row.append({True: "identical", False: "DIFFERENT", None: "-"}[r.verified])
-        table.add_row(*row)
-    out.print(table)
-    tally: dict[str, int] = {}
-    for r in results:
-        tally[_ACTION_TEXT[r.action]] = tally.get(_ACTION_TEXT[r.action], 0) + 1
-    out.print(Text(", ".join(f"{n} {what}" for what, n in tally.items())))
 
 
 # -- snapshot ---------------------------------------------------------------------
@@ -517,26 +212,28 @@ def _absolute(path: str) -> str:
     return os.path.abspath(path)
 
 
+@click.command(cls=Command)
+@url_argument()
+@device_argument()
+@click.argument(
+    "name",
+    metavar="NAME",
+    cls=Argument,
+    doc="A label for the snapshot (letters, digits and ._- are kept).",
+)
+@click.option(
+    "--dir",
+    "folder",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the snapshot into this folder (default: beside the SQLite file; "
+    "for PostgreSQL ./wastore-snapshots).",
+)
+@json_option
+@debug_option
 def snapshot(
-    url: UrlArg,
-    device: DeviceArg,
-    name: Annotated[
-        str,
-        typer.Argument(
-            metavar="NAME", help="A label for the snapshot (letters, digits and ._- are kept)."
-        ),
-    ],
-    folder: Annotated[
-        Path | None,
-        typer.Option(
-            "--dir",
-            help="Write the snapshot into this folder (default: beside the SQLite file; "
-            "for PostgreSQL ./wastore-snapshots).",
-            show_default=False,
-        ),
-    ] = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
+    url: str, device: str, name: str, folder: Path | None, json_mode: bool, debug: bool
 ) -> None:
     """Write a debug snapshot of an account and print where it went.
 
@@ -551,10 +248,10 @@ def snapshot(
             device_id = await admin.resolve_device(container, device)
             where = _absolute(await container.backend(device_id).snapshot_db(name))
         warn(PRIVATE_FILE_NOTE.format(what="the snapshot"))
-        if json:
+        if json_mode:
             emit_json({"device_id": device_id, "path": where})
         else:
-            out_console().print(Text(f"snapshot of account {device_id} written to {where}"))
+            Output().line(f"snapshot of account {device_id} written to {where}")
         return Exit.OK
 
     run(body, debug=debug)
@@ -563,7 +260,11 @@ def snapshot(
 # -- check ----------------------------------------------------------------------
 
 
-def check(url: UrlArg, json: JsonOpt = False, debug: DebugOpt = False) -> None:
+@click.command(cls=Command)
+@url_argument()
+@json_option
+@debug_option
+def check(url: str, json_mode: bool, debug: bool) -> None:
     """Check a store's integrity; exit 0 only when nothing is wrong.
 
     Checks: SQLite's integrity_check, the schema version, every row of every account
@@ -576,16 +277,13 @@ def check(url: UrlArg, json: JsonOpt = False, debug: DebugOpt = False) -> None:
         status = await admin.schema_status_at(url)
         if status.up_to_date:
             async with await admin.open_url(url) as container:
-                with _progress(json, "checking") as bar:
-                    task = bar.add_task("accounts", total=None)
-
-                    def tick(done: int, total: int) -> None:
-                        bar.update(task, completed=done, total=total)
-
-                    report = await admin.check(container, on_account=tick)
+                with Progress(
+                    "checking", total=None, hidden=json_mode, description="accounts"
+                ) as bar:
+                    report = await admin.check(container, on_account=bar.set)
         else:  # the store cannot be opened without migrating it: report the schema only
             report = admin.CheckReport(integrity=None, schema=status)
-        if json:
+        if json_mode:
             emit_json({"url": shown(url), **report.as_dict()})
         else:
             _print_check(url, report)
@@ -595,29 +293,29 @@ def check(url: UrlArg, json: JsonOpt = False, debug: DebugOpt = False) -> None:
 
 
 def _print_check(url: str, report: admin.CheckReport) -> None:
-    out = out_console()
+    out = Output()
     s = report.schema
-    out.print(Text(f"store:      {shown(url)}"))
+    out.line(f"store:      {shown(url)}")
     if s.initialised:
         pending = f", {len(s.pending)} migration(s) pending" if s.pending else ""
-        out.print(Text(f"schema:     version {s.version} (this wastore: {s.latest}){pending}"))
+        out.line(f"schema:     version {s.version} (this wastore: {s.latest}){pending}")
     else:
-        out.print("schema:     none (run `wastore migrate`)")
+        out.line("schema:     none (run `wastore migrate`)")
     if report.integrity is not None:
         verdict = "ok" if report.integrity == ["ok"] else f"{len(report.integrity)} problem(s)"
-        out.print(f"integrity:  {verdict}")
+        out.line(f"integrity:  {verdict}")
     elif s.up_to_date:
-        out.print("integrity:  no file check on PostgreSQL (every row is checked below)")
+        out.line("integrity:  no file check on PostgreSQL (every row is checked below)")
     if s.up_to_date:
         damaged = len(report.account_problems)
-        out.print(f"accounts:   {report.accounts} checked, {damaged} with problems")
-        out.print(f"orphans:    {sum(o.rows for o in report.orphans)} row(s)")
+        out.line(f"accounts:   {report.accounts} checked, {damaged} with problems")
+        out.line(f"orphans:    {sum(o.rows for o in report.orphans)} row(s)")
     else:
-        out.print("accounts:   not checked until the schema is migrated")
+        out.line("accounts:   not checked until the schema is migrated")
     active = [lease for lease in report.leases if lease.active()]
-    out.print(f"leases:     {len(active)} held, {len(report.leases) - len(active)} expired")
+    out.line(f"leases:     {len(active)} held, {len(report.leases) - len(active)} expired")
     if report.leases:
-        table = _table()
+        table = Table()
         for col in ("device id", "holder", "host", "pid", "until", "state"):
             table.add_column(col)
         for lease in report.leases:
@@ -629,28 +327,25 @@ def _print_check(url: str, report: admin.CheckReport) -> None:
                 _expiry(lease),
                 "held" if lease.active() else "expired",
             )
-        out.print(table)
+        out.table(table)
     problems = report.problems
     if problems:
-        out.print(Text(f"{len(problems)} problem(s):"))
+        out.line(f"{len(problems)} problem(s):")
         for p in problems:
-            out.print(Text(f"  - {clean(p)}"))
+            out.line(f"  - {clean(p)}")
     else:
-        out.print("no problems found")
+        out.line("no problems found")
 
 
 # -- migrate ----------------------------------------------------------------------
 
 
-def migrate(
-    url: UrlArg,
-    dry_run: Annotated[
-        bool,
-        typer.Option("--dry-run", help="List the pending migrations; change nothing."),
-    ] = False,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@click.command(cls=Command)
+@url_argument()
+@click.option("--dry-run", is_flag=True, help="List the pending migrations; change nothing.")
+@json_option
+@debug_option
+def migrate(url: str, dry_run: bool, json_mode: bool, debug: bool) -> None:
     """Apply pending schema migrations, printing each.
 
     Each step is its own transaction. A database without a wastore schema gets the
@@ -664,22 +359,20 @@ def migrate(
         if not before.initialised:
             steps = [{"version": before.latest, "description": "create the schema (all tables)"}]
         if dry_run or before.up_to_date:
-            if json:
+            if json_mode:
                 emit_json({"dry_run": dry_run, **before.as_dict(), "steps": steps})
             elif before.up_to_date:
-                out_console().print(
-                    Text(f"{shown(url)} is up to date (schema version {before.version})")
-                )
+                Output().line(f"{shown(url)} is up to date (schema version {before.version})")
             else:
-                out = out_console()
-                out.print(Text(f"{shown(url)}: {len(steps)} step(s) to apply:"))
+                out = Output()
+                out.line(f"{shown(url)}: {len(steps)} step(s) to apply:")
                 for step in steps:
-                    out.print(Text(f"  {step['version']}: {step['description']}"))
+                    out.line(f"  {step['version']}: {step['description']}")
             return Exit.OK
         container = await admin.open_url(url, migrate=True)
         await container.close()
         after = await admin.schema_status_at(url)
-        if json:
+        if json_mode:
             emit_json(
                 {
                     "dry_run": False,
@@ -691,13 +384,13 @@ def migrate(
                 }
             )
         else:
-            out = out_console()
+            out = Output()
             for step in steps:
-                out.print(Text(f"applied {step['version']}: {step['description']}"))
-            out.print(
-                Text(f"{shown(url)} is at schema version {after.version}")
+                out.line(f"applied {step['version']}: {step['description']}")
+            out.line(
+                f"{shown(url)} is at schema version {after.version}"
                 if before.initialised
-                else Text(f"{shown(url)}: created the schema at version {after.version}")
+                else f"{shown(url)}: created the schema at version {after.version}"
             )
         return Exit.OK
 

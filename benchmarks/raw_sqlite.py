@@ -19,8 +19,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ..backends.sql.queries import Queries
-from ..backends.sqlite import (
+from wastore.backends.sql.queries import Queries
+from wastore.backends.sqlite import (
     CACHE_KIB,
     GET_MACS_IN,
     GET_SESSIONS_IN,
@@ -29,6 +29,7 @@ from ..backends.sqlite import (
     render_in_list,
     row_chunks,
 )
+
 from .data import sender_key_address
 from .measure import Runner
 from .store_workloads import APP_STATE_COLLECTION, Accounts, Data, W3Base

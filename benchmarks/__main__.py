@@ -1,4 +1,4 @@
-"""``python -m wastore.bench``: run the benchmark workloads and print the comparison."""
+"""``python -m benchmarks``: run the benchmark workloads and print the comparison."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def _split(value: str, known: tuple[str, ...], what: str) -> set[str]:
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(
-        prog="python -m wastore.bench",
-        description="Run the workloads of BENCHMARKS.md on wastore's backends and on the "
+        prog="python -m benchmarks",
+        description="Run the workloads of docs/benchmarks.md on wastore's backends and on the "
         "peers (raw sqlite3, raw asyncpg, yowsup, Baileys) side by side, and compare.",
         epilog="workloads: " + "; ".join(f"{k}: {v}" for k, v in WHAT.items()),
     )
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_postgres:
         impls -= {"postgres", "raw-asyncpg"}
     out = args.out or Path("bench-results") / ("quick" if args.quick else "full")
-    command = "python -m wastore.bench" + ("" if not args_list else " " + shlex.join(args_list))
+    command = "python -m benchmarks" + ("" if not args_list else " " + shlex.join(args_list))
     opts = Options(
         sizes=sizes,
         workloads=workloads,

@@ -41,7 +41,7 @@ def sender_key_address() -> str:
 
 
 def _rng(n: int) -> random.Random:
-    return random.Random(SEED + n)  # noqa: S311 -- reproducible data, not secrets
+    return random.Random(SEED + n)  # reproducible data, not secrets
 
 
 @dataclass

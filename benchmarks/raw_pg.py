@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backends.sql.queries import Queries
+from wastore.backends.sql.queries import Queries
+
 from .data import sender_key_address
 from .measure import Runner
 from .store_workloads import APP_STATE_COLLECTION, Accounts, Data, W3Base
@@ -21,7 +22,7 @@ IMPL = "raw-asyncpg"
 
 def pg_statements(prefix: str = "wastore_") -> dict[str, str]:
     """The PostgreSQL-only statements of PostgresStore, rendered for ``prefix``."""
-    from ..backends.postgres import _PG_STATEMENTS
+    from wastore.backends.postgres import _PG_STATEMENTS
 
     return {name: sql.format(p=prefix) for name, sql in _PG_STATEMENTS.items()}
 

@@ -11,6 +11,10 @@ sessions are reused (no new pre-key message), message numbers and sender-key
 iterations go on. This is also the asyncio way to use
 :mod:`wastore.interop.axolotl`: the accounts run on the program's event loop
 and each python-axolotl call runs in a worker thread (``asyncio.to_thread``).
+
+It lives beside the adapter it shows, not in wastore's core: it needs
+python-axolotl and rich (``pip install 'wastore[demo]'``), and nothing imports
+it but ``wastore demo``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from . import (
+from ... import (
     JID,
     Container,
     Device,
@@ -35,8 +39,8 @@ from . import (
     SetPushName,
     open_store,
 )
-from .interop.axolotl import AxolotlStore, axolotl_address, sender_key_name
-from .interop.axolotl._compat import (
+from . import AxolotlStore, axolotl_address, sender_key_name
+from ._compat import (
     GroupCipher,
     GroupSessionBuilder,
     PreKeyWhisperMessage,

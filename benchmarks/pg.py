@@ -15,7 +15,7 @@ data fits in memory.
 
 from __future__ import annotations
 
-from ..testing.pgcluster import PgCluster, db_url, find_bindir
+from wastore.testing.pgcluster import PgCluster, db_url, find_bindir
 
 ENV_URL = "WASTORE_BENCH_POSTGRES_URL"
 SHARED_BUFFERS = "128MB"

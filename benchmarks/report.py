@@ -1,4 +1,4 @@
-"""The comparison table, the goals of BENCHMARKS.md, the JSON file and the chart."""
+"""The comparison table, the goals of docs/benchmarks.md, the JSON file and the chart."""
 
 from __future__ import annotations
 
@@ -259,7 +259,7 @@ def print_tables(results: Sequence[Result], gl: Sequence[Goal], title: str) -> N
             row["notes"],
         )
     console.print(t)
-    g = Table(title="Goals of BENCHMARKS.md (ratios measured side by side in this run)")
+    g = Table(title="Goals of docs/benchmarks.md (ratios measured side by side in this run)")
     g.add_column("goal")
     g.add_column("measured", justify="right")
     g.add_column("", justify="left")

@@ -72,7 +72,7 @@ def _failed(workloads: Sequence[str], impl: str, err: BaseException) -> list[Res
 
 # -- in-process implementations ------------------------------------------------
 async def _memory(data: store_workloads.Data, o: Options, log: Log) -> list[Result]:
-    from ..backends.memory import MemoryStore
+    from wastore.backends.memory import MemoryStore
 
     store = MemoryStore()
     acc = await store_workloads.prepare(store, data)
@@ -84,7 +84,7 @@ async def _memory(data: store_workloads.Data, o: Options, log: Log) -> list[Resu
 
 
 async def _sqlite(data: store_workloads.Data, o: Options, tmp: Path, log: Log) -> list[Result]:
-    from ..backends.sqlite import SqliteStore
+    from wastore.backends.sqlite import SqliteStore
 
     log("preparing the SQLite databases")
     template = tmp / "template.db"
@@ -129,13 +129,17 @@ def _w5(impl: str, url: str, o: Options, log: Log, bound: int, **opts: Any) -> R
         "connections": [],
         "bound": bound,
     }
-    cmd = [sys.executable, "-m", "wastore.bench.w5", url]
+    cmd = [sys.executable, "-m", "benchmarks.w5", url]
     if "pool_size" in opts:
         cmd += ["--pool-size", str(opts["pool_size"])]
+    # The child imports this package from the checkout, wherever the harness was started.
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     log(f"W5 {impl}: {sizes.w5_runs} runs")
     for _ in range(sizes.w5_runs):
-        proc = subprocess.run(  # noqa: S603 -- our own module, our interpreter
-            cmd, capture_output=True, text=True, timeout=600, check=False
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=600, check=False, env=env
         )
         if proc.returncode != 0:
             res.error = f"W5 child failed: {proc.stderr.strip()[-800:]}"
@@ -162,7 +166,8 @@ async def _pg_admin(url: str, sql: Sequence[str]) -> None:
 
 
 async def _postgres(data: store_workloads.Data, o: Options, url: str, log: Log) -> list[Result]:
-    from ..backends.postgres import PostgresStore
+    from wastore.backends.postgres import PostgresStore
+
     from . import raw_pg
 
     tag = f"wastore_bench_{os.getpid()}"
@@ -227,7 +232,7 @@ def _postgres_section(
     try:
         import asyncpg  # noqa: F401
 
-        from ..backends.postgres import PostgresStore  # noqa: F401
+        from wastore.backends.postgres import PostgresStore  # noqa: F401
     except ImportError as err:
         why = f"PostgresStore or asyncpg is not available ({err}); pip install 'wastore[postgres]'"
         log(f"skipping PostgreSQL: {why}")
@@ -396,7 +401,7 @@ def run(o: Options) -> dict[str, Any]:
     meta["seconds"] = round(time.monotonic() - t0, 1)
     meta["machine"]["loadavg_end"] = report.machine().get("loadavg")
     gl = report.goals(results)
-    title = f"wastore benchmarks ({o.command or 'python -m wastore.bench'})"
+    title = f"wastore benchmarks ({o.command or 'python -m benchmarks'})"
     if not o.quiet:
         report.print_tables(results, gl, title)
     sizes = dataclasses.asdict(o.sizes)

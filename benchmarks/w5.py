@@ -14,7 +14,7 @@ the end:
 for SQLite the connections the store holds, for PostgreSQL the sessions of
 that database in ``pg_stat_activity`` (and the store's own count).
 
-    python -m wastore.bench.w5 URL [--pool-size N]
+    python -m benchmarks.w5 URL [--pool-size N]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .data import w5_address
 
 async def setup(url: str, accounts: int, records: list[bytes], **options: Any) -> None:
     """Fill a fresh database: ``accounts`` devices, each with ``len(records)`` sessions."""
-    from ..registry import open_store
+    from wastore.registry import open_store
 
     container = await open_store(url, **options)
     try:
@@ -80,8 +80,8 @@ async def _count_pg_sessions(url: str) -> int:
 
 
 async def timed_run(url: str, options: dict[str, Any]) -> dict[str, Any]:
-    from ..manager import PersistenceManager
-    from ..registry import open_store
+    from wastore.manager import PersistenceManager
+    from wastore.registry import open_store
 
     address = w5_address(0)
     peak_reset = _reset_peak()

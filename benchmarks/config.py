@@ -1,6 +1,6 @@
 """Sizes of the workloads (full and ``--quick``), and the workload names.
 
-The full sizes are those of ``BENCHMARKS.md``. ``--quick`` keeps every
+The full sizes are those of ``docs/benchmarks.md``. ``--quick`` keeps every
 workload and every implementation but runs fewer operations per repetition
 (see :data:`QUICK`); the ratios it prints are noisier, not different in kind.
 """

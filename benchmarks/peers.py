@@ -1,7 +1,7 @@
 """The peers in other processes: yowsup (Python) and Baileys (Node).
 
-The harness installs them itself, into its cache folder (``.bench-cache/`` in
-the repository by default), never into wastore's environment:
+The harness installs them itself, into its cache folder (``.bench-cache/`` at
+the root of the checkout by default), never into wastore's environment:
 
 - yowsup: a virtualenv ``<cache>/yowsup-venv`` with the pinned
   :data:`YOWSUP_REQUIREMENTS`; the W1d/W3 code is ``_yowsup_child.py``, run by
@@ -36,22 +36,18 @@ class PeerUnavailable(Exception):
     """The peer cannot be installed or run here (the message says why)."""
 
 
-def repo_root() -> Path | None:
-    """The source checkout this package runs from, if it does (editable install)."""
-    root = Path(__file__).resolve().parents[3]
-    if (root / "benchmarks" / "baileys" / "package.json").exists():
-        return root
-    return None
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository checkout the harness lives in."""
+BAILEYS_SOURCE = Path(__file__).resolve().parent / "baileys"
 
 
 def default_cache_dir() -> Path:
-    root = repo_root()
-    return (root if root is not None else Path.cwd()) / ".bench-cache"
+    return ROOT / ".bench-cache"
 
 
 def _run(cmd: list[str], *, cwd: Path | None = None, timeout: float = _TIMEOUT) -> str:
     try:
-        proc = subprocess.run(  # noqa: S603 -- fixed commands of the harness
+        proc = subprocess.run(
             cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
         )
     except FileNotFoundError as err:
@@ -124,12 +120,7 @@ class Baileys:
         self.log = log
 
     def install(self) -> None:
-        root = repo_root()
-        if root is None:
-            raise PeerUnavailable(
-                "benchmarks/baileys is not next to this wastore (run from a source checkout)"
-            )
-        src = root / "benchmarks" / "baileys"
+        src = BAILEYS_SOURCE
         if shutil.which("node") is None or shutil.which("npm") is None:
             raise PeerUnavailable("node and npm are needed for the Baileys peer")
         self.dir.mkdir(parents=True, exist_ok=True)

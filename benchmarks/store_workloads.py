@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from ..cache import SignalCache
-from ..contract import Backend, Container
-from ..values import MutationMAC
+from wastore.cache import SignalCache
+from wastore.contract import Backend, Container
+from wastore.values import MutationMAC
+
 from .config import Sizes
 from .data import W1Data, W2Data, W3Data, W4Data, sender_key_address
 from .measure import Runner

@@ -1,0 +1,1 @@
+"""Third-party peers of the tests, installed from the package registries at test time."""
