@@ -37,15 +37,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
+from pyaileys.auth.creds import Contact
+from pyaileys.auth.state import AuthenticationState
 from pyaileys.auth.store import MultiFileAuthState
 from pyaileys.auth.utils import init_auth_creds
+from pyaileys.crypto.curve import DefaultCurve25519Provider
+from pyaileys.signal.repository import PreKeyBundle, PreKeyBundleKey, SignalRepository
+from pyaileys.signal.util import signal_pubkey
 
 import wastore
-from _pyaileys import ALICE, BOB, Peer, handshake
 from wastore.interop.pyaileys import WastoreAuthState
 
+ALICE = "15550000001:3@s.whatsapp.net"
+BOB = "15550000002:7@s.whatsapp.net"
+GROUP = "120363000000000001@g.us"
 BASELINE = "MultiFileAuthState"
 GOAL = 3.0
 
@@ -82,6 +87,76 @@ class DictState:
         return None
 
 
+class Peer:
+    """One pyaileys client's Signal side: an auth state and a ``SignalRepository`` over it."""
+
+    def __init__(self, jid: str, state: Any) -> None:
+        self.jid = jid
+        self.state = state
+        self.auth = AuthenticationState(creds=state.creds, keys=state.keys)
+        self.repo = SignalRepository(self.auth)
+
+    async def claim(self) -> None:
+        """The device JID in the credentials, as pyaileys records it at pairing."""
+        self.state.creds.me = Contact(id=self.jid)
+        await self.state.save_creds()
+
+    async def bundle(self) -> PreKeyBundle:
+        """Store and "upload" one pre-key as pyaileys does; the bundle the server gives."""
+        c = self.state.creds
+        key_id, pair = c.next_pre_key_id, DefaultCurve25519Provider().generate_keypair()
+        await self.state.keys.set(
+            {"pre-key": {str(key_id): {"public": pair.public, "private": pair.private}}}
+        )
+        c.next_pre_key_id = c.first_unuploaded_pre_key_id = key_id + 1
+        await self.state.save_creds()
+        return PreKeyBundle(
+            registration_id=c.registration_id,
+            identity_key=signal_pubkey(c.signed_identity_key.public),
+            signed_pre_key=PreKeyBundleKey(
+                key_id=c.signed_pre_key.key_id,
+                public_key=signal_pubkey(c.signed_pre_key.key_pair.public),
+                signature=c.signed_pre_key.signature,
+            ),
+            pre_key=PreKeyBundleKey(key_id=key_id, public_key=signal_pubkey(pair.public)),
+        )
+
+    async def send(self, to: Peer, text: str) -> tuple[str, bytes]:
+        return await self.repo.encrypt_message(to.jid, data=text.encode())
+
+    async def receive(self, sender: Peer, wire: tuple[str, bytes]) -> str:
+        kind, data = wire
+        out = await self.repo.decrypt_message(sender.jid, message_type=kind, ciphertext=data)
+        return out.decode()
+
+    async def send_group(self, text: str) -> tuple[bytes, bytes]:
+        return await self.repo.encrypt_group_message(
+            group_jid=GROUP, me_jid=self.jid, data=text.encode()
+        )
+
+    async def receive_group(self, sender: Peer, ct: bytes, dist: bytes | None = None) -> str:
+        if dist is not None:
+            await self.repo.process_sender_key_distribution_message(
+                GROUP, author_jid=sender.jid, distribution_bytes=dist
+            )
+        out = await self.repo.decrypt_group_message(
+            group_jid=GROUP, author_jid=sender.jid, ciphertext=ct
+        )
+        return out.decode()
+
+
+async def handshake(alice: Peer, bob: Peer) -> None:
+    """A session (pre-key message and a reply) and each one's sender key at the other."""
+    await alice.repo.inject_outgoing_session(bob.jid, await bob.bundle())
+    for sender, receiver in ((alice, bob), (bob, alice)):
+        text = f"hello from {sender.jid}"
+        if await receiver.receive(sender, await sender.send(receiver, text)) != text:
+            raise AssertionError("the handshake failed")
+        ct, dist = await sender.send_group(text)
+        if await receiver.receive_group(sender, ct, dist) != text:
+            raise AssertionError("the group handshake failed")
+
+
 Setup = Callable[[Path], Awaitable[tuple[Peer, Peer, Callable[[], Awaitable[None]]]]]
 
 
@@ -89,7 +164,7 @@ async def _pair(
     make: Callable[[str], Awaitable[Any]], close: Callable[[Any], Awaitable[None]]
 ) -> Any:
     states = [await make(jid) for jid in (ALICE, BOB)]
-    alice, bob = (Peer.of(jid, s) for jid, s in zip((ALICE, BOB), states, strict=True))
+    alice, bob = (Peer(jid, s) for jid, s in zip((ALICE, BOB), states, strict=True))
     await alice.claim()
     await bob.claim()
     await handshake(alice, bob)
@@ -177,9 +252,8 @@ class TimedKeys:
 def _time_store(*peers: Peer) -> list[TimedKeys]:
     timers = []
     for peer in peers:
-        auth = peer.repo._store._auth  # the AuthenticationState the repository reads
-        timer = TimedKeys(auth.keys)
-        auth.keys = timer
+        timer = TimedKeys(peer.auth.keys)
+        peer.auth.keys = timer  # the repository reads the keys through this object
         timers.append(timer)
     return timers
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,25 @@ async def test_unreadable_folders_are_refused_naming_the_file(
             read(folders.bob_dir, jid="15559999999@s.whatsapp.net")
         assert len(read(folders.bob_dir, jid=BOB)) == 1
         assert await container.devices() == before  # nothing was written
+
+
+def test_the_folder_reader_needs_no_pyaileys(folders: Folders) -> None:
+    """`wastore import --from pyaileys` works where pyaileys is not installed."""
+    code = (
+        "import sys\n"
+        "sys.modules['pyaileys'] = None  # any import of pyaileys now fails\n"
+        "from wastore.formats.pyaileys import read\n"
+        f"(dump,) = read({str(folders.bob_dir)!r})\n"
+        "print(dump.count()['sessions'], dump.device['pn'])\n"
+        "try:\n"
+        "    from wastore.interop.pyaileys import WastoreAuthState\n"
+        "except ImportError as err:\n"
+        "    print('ImportError:', err)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"1 {BOB}"
+    assert lines[1].startswith("ImportError:") and "wastore[pyaileys]" in lines[1]

@@ -1,7 +1,8 @@
 """pyaileys' own test suite, from its sdist, on its own stores and on wastore.
 
 The sdist of the pinned pyaileys release is downloaded from PyPI at test time
-(``pip download --no-binary :all:``) into ``.pyaileys-cache/`` (git-ignored)
+(``pip download --no-binary :all:``) into the tests' git-ignored peer cache
+(``.test-peers/``, see ``tests/peers/install.py``)
 and its ``tests/`` folder is run by pytest in a child process against the
 installed pyaileys of the same version:
 
@@ -28,11 +29,10 @@ from pathlib import Path
 
 import pytest
 
+from peers.install import cache_dir  # isort: skip
 from pg_server import pg_server, pg_url  # noqa: F401  # isort: skip
 
 PIN = "0.1.5"
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".pyaileys-cache"
 PLUGIN_DIR = Path(__file__).resolve().parent / "pyaileys_upstream"
 
 # The tests whose key stores hold state, and how many wastore accounts each must have used.
@@ -51,11 +51,11 @@ def _sdist() -> Path:
     """The unpacked sdist of pyaileys ``PIN`` (downloaded once into the cache)."""
     installed = importlib.metadata.version("pyaileys")
     assert installed == PIN, f"pyaileys {installed} is installed, the tests pin {PIN}"
-    folder = CACHE / f"pyaileys-{PIN}"
+    cache = cache_dir()
+    folder = cache / f"pyaileys-{PIN}"
     if (folder / "tests").is_dir():
         return folder
-    CACHE.mkdir(exist_ok=True)
-    archive = CACHE / f"pyaileys-{PIN}.tar.gz"
+    archive = cache / f"pyaileys-{PIN}.tar.gz"
     if not archive.exists():
         subprocess.run(
             [
@@ -69,13 +69,13 @@ def _sdist() -> Path:
                 "--no-deps",
                 f"pyaileys=={PIN}",
                 "-d",
-                str(CACHE),
+                str(cache),
             ],
             check=True,
             timeout=300,
         )
     with tarfile.open(archive) as tar:
-        tar.extractall(CACHE, filter="data")
+        tar.extractall(cache, filter="data")
     assert (folder / "tests").is_dir(), f"{archive} has no tests/ folder"
     return folder
 

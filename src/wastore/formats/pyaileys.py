@@ -14,8 +14,8 @@ the client resumes on it without pairing again. A file that cannot be read —
 bad JSON, an unknown family, a value pyaileys never writes — raises
 :class:`~wastore.ValidationError` naming the file; nothing is written (this
 module only reads; ``Container.import_account`` writes the result in one
-transaction). Needs pyaileys (``pip install 'wastore[pyaileys]'``): its own
-loader reads ``creds.json``, so wastore reads what pyaileys would.
+transaction). pyaileys itself is not needed: ``creds.json`` is read as
+pyaileys' loader reads it (fields it does not find take pyaileys' defaults).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from typing import Any, Final
 from ..device import Device
 from ..errors import StoreError, ValidationError
 from ..interop.pyaileys import _bufferjson as bufferjson
-from ..interop.pyaileys._compat import creds_from_dict
-from ..interop.pyaileys._creds import apply_creds, creds_as_dict
+from ..interop.pyaileys._creds import apply_creds
 from ..interop.pyaileys._keystore import FAMILIES, Parsed, parse_item
 from ..interop.pyaileys._records import encode_prekey
 from ..jid import JID
@@ -93,15 +92,9 @@ def read(source: Path, *, jid: str | None = None) -> list[AccountDump]:
         raise ValidationError(f"{folder}: not a folder (a pyaileys MultiFileAuthState folder)")
     if not creds_path.is_file():
         raise ValidationError(f"{creds_path}: missing (not a pyaileys MultiFileAuthState folder)")
-    raw = _load(creds_path)
-    if not isinstance(raw, dict):
+    creds = _load(creds_path)
+    if not isinstance(creds, dict):
         raise ValidationError(f"{creds_path}: the credentials are not a JSON object")
-    try:
-        creds = creds_as_dict(creds_from_dict(raw))
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValidationError(
-            f"{creds_path}: pyaileys cannot load these credentials ({err!r})"
-        ) from None
     device = _device(creds, creds_path)
     if jid is not None:
         wanted = JID.parse(jid).user

@@ -29,9 +29,15 @@ account, on SQLite or PostgreSQL::
 
 pyaileys awaits its store, so everything runs on the caller's event loop: no
 thread, no bridge.
+
+Only :class:`WastoreAuthState` needs pyaileys itself (it builds pyaileys'
+``AuthenticationCreds``); it is imported on first use, so that the mapping
+(used by ``wastore import --from pyaileys``) works without pyaileys installed.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._addresses import (
     pyaileys_address,
@@ -41,7 +47,9 @@ from ._addresses import (
 )
 from ._creds import CLIENT, apply_creds, creds_dict, device_fields
 from ._keystore import FAMILIES, WastoreKeyStore
-from ._state import WastoreAuthState, sync_prekey_flags
+
+if TYPE_CHECKING:
+    from ._state import WastoreAuthState, sync_prekey_flags
 
 __all__ = [
     "CLIENT",
@@ -57,3 +65,11 @@ __all__ = [
     "signal_address",
     "sync_prekey_flags",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("WastoreAuthState", "sync_prekey_flags"):
+        from . import _state  # imports pyaileys (ImportError naming the extra without it)
+
+        return getattr(_state, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -205,13 +205,14 @@ def device_fields(creds: Mapping[str, Any]) -> dict[str, Any]:
         "last_signed_pre_key_rotation_ms": (
             stamp * 1000 if type(stamp) is int and 0 <= stamp < (1 << 63) // 1000 else 0
         ),
-        "registration_id": _int(creds.get("registration_id"), "registration_id", 1, (1 << 31) - 1),
+        "registration_id": _int(creds.get("registration_id"), "registration_id", 0, (1 << 31) - 1),
         "adv_secret_key": adv,
         "account": _opt_bytes(creds.get("account")),
         "app_state_key_id": _opt_b64(creds.get("my_app_state_key_id")),
-        "next_pre_key_id": _int(creds.get("next_pre_key_id"), "next_pre_key_id", 0, 1 << 24),
+        # pyaileys' loader reads a missing counter as 1
+        "next_pre_key_id": _int(creds.get("next_pre_key_id", 1), "next_pre_key_id", 0, 1 << 24),
         "first_unupload_pre_key_id": _int(
-            creds.get("first_unuploaded_pre_key_id"), "first_unuploaded_pre_key_id", 0, 1 << 24
+            creds.get("first_unuploaded_pre_key_id", 1), "first_unuploaded_pre_key_id", 0, 1 << 24
         ),
         "last_account_sync_timestamp": _opt_int(creds.get("last_account_sync_timestamp")),
         "platform": _opt_str(creds.get("platform"), v.MAX_NAME_LEN),
