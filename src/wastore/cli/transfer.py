@@ -12,12 +12,13 @@ table as in JSON.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .. import admin, portable
+from .. import admin, formats, portable
 from ..contract import Container
 from ..errors import AccountInUseError, DeviceNotFoundError, ValidationError
 from ._click import Argument, Command, debug_option, device_argument, json_option, url_argument
@@ -57,18 +58,27 @@ def who(device: dict[str, Any]) -> str:
 # -- account files ------------------------------------------------------------------
 
 
-def read_account(file: Path) -> portable.AccountDump:
-    """The account in ``file`` (the portable format), checked completely.
+def read_accounts(source: Path, fmt: str, jid: str | None) -> list[portable.AccountDump]:
+    """The accounts in ``source`` (a portable file, or another store's files with
+    ``fmt``), each checked completely.
 
     Raises:
-        CliError: the file is not a valid account file (exit 4, nothing imported).
-        OSError: the file cannot be read.
+        CliError: the source cannot be read or is not valid (exit 4, nothing imported);
+            it does not exist (exit 5).
     """
-    data = file.read_bytes()
+    if not source.exists():
+        raise CliError(Exit.NOT_FOUND, f"{source} does not exist")
     try:
-        return portable.decode(data)
+        return formats.read(source, fmt, jid=jid)
     except ValidationError as err:
-        raise CliError(Exit.REFUSED, f"{file}: {err}; nothing was imported") from err
+        text = str(err)
+        where = "" if text.startswith(str(source)) else f"{source}: "
+        raise CliError(Exit.REFUSED, f"{where}{text}; nothing was imported") from err
+
+
+def read_account(file: Path) -> portable.AccountDump:
+    """The account in ``file`` (the portable format), checked completely."""
+    return read_accounts(file, "wastore", None)[0]
 
 
 def write_account(file: Path, dump: portable.AccountDump, *, force: bool) -> int:
@@ -98,10 +108,22 @@ def write_account(file: Path, dump: portable.AccountDump, *, force: bool) -> int
     help="The file to write (mode 0600, written atomically).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["wastore", *formats.WRITABLE]),
+    default="wastore",
+    show_default=True,
+    help="What to write: the portable file, or a folder another client loads "
+    "(baileys: a useMultiFileAuthState folder; -o names the folder, new or empty).",
+)
 @json_option
 @debug_option
-def export(url: str, device: str, output: Path, force: bool, json_mode: bool, debug: bool) -> None:
-    """Export one account to a portable JSON file (every row of every table).
+def export(
+    url: str, device: str, output: Path, force: bool, to: str, json_mode: bool, debug: bool
+) -> None:
+    """Export one account to a portable JSON file (every row of every table), or to
+    another client's format (--to baileys).
 
     The file holds private keys: it is written with mode 0600. Exits with 1 (the
     file is written all the same) when rows of the account cannot be decoded: such
@@ -113,6 +135,8 @@ def export(url: str, device: str, output: Path, force: bool, json_mode: bool, de
         async with await admin.open_url(url) as container:
             device_id = await admin.resolve_device(container, device)
             dump = await admin.account_dump(container, device_id)
+        if to != "wastore":
+            return _export_folder(dump, device_id, to, output, json_mode)
         size = write_account(output, dump, force=force)
         warn(PRIVATE_FILE_NOTE.format(what=str(output)))
         problems = portable.row_problems(dump.tables)
@@ -144,67 +168,190 @@ def export(url: str, device: str, output: Path, force: bool, json_mode: bool, de
 # -- import ---------------------------------------------------------------------------
 
 
+def _export_folder(
+    dump: portable.AccountDump, device_id: int, fmt: str, folder: Path, json_mode: bool
+) -> int:
+    """``export --to FORMAT``: write the account as another client's folder."""
+    try:
+        formats.writer(fmt)(dump, folder)
+    except ValidationError as err:
+        raise CliError(Exit.REFUSED, f"{err}; nothing was written") from err
+    warn(PRIVATE_FILE_NOTE.format(what=str(folder)))
+    files = sorted(p.name for p in folder.iterdir())
+    if json_mode:
+        emit_json(
+            {
+                "device_id": device_id,
+                "pn": _text(dump.device.get("pn")),
+                "lid": _text(dump.device.get("lid")),
+                "format": fmt,
+                "folder": str(folder),
+                "files": len(files),
+            }
+        )
+    else:
+        Output().line(
+            f"exported account {device_id} ({who(dump.device)}) as a {fmt} folder to "
+            f"{folder}: {len(files)} files"
+        )
+    return Exit.OK
+
+
 @click.command("import", cls=Command)
 @url_argument()
 @click.argument(
-    "file",
-    metavar="FILE",
+    "source",
+    metavar="SOURCE",
     type=click.Path(path_type=Path),
     cls=Argument,
-    doc="An account file written by `wastore export`.",
+    doc="An account file written by `wastore export`, or with --from another "
+    "client's folder or database.",
+)
+@click.option(
+    "--from",
+    "from_",
+    type=click.Choice(list(formats.FORMATS)),
+    default="wastore",
+    show_default=True,
+    help="What SOURCE is: "
+    + "; ".join(f"{name}: {what}" for name, what in formats.FORMATS.items())
+    + ".",
+)
+@click.option(
+    "--jid",
+    metavar="JID",
+    help="Import only this account of a SOURCE that holds several (a whatsmeow database).",
 )
 @click.option(
     "--replace",
     is_flag=True,
     help="Replace the account if the store already has it (same phone/LID).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read and check SOURCE, say what would be imported, write nothing.",
+)
 @json_option
 @debug_option
-def import_(url: str, file: Path, replace: bool, json_mode: bool, debug: bool) -> None:
-    """Import an account file into a store (created if it is a new SQLite file).
+def import_(
+    url: str,
+    source: Path,
+    from_: str,
+    jid: str | None,
+    replace: bool,
+    dry_run: bool,
+    json_mode: bool,
+    debug: bool,
+) -> None:
+    """Import accounts into a store (created if it is a new SQLite file): an account
+    file, or with --from an account of Baileys, pyaileys, pywhats, yowsup or whatsmeow.
 
-    The file is checked completely first (checksum, format version, every key and
-    row); the import is one transaction. An account that is already there (same
-    phone number, LID or identity key) is refused unless --replace.
+    SOURCE is read and checked completely first (every key and row); nothing is
+    written if anything in it cannot be read. Each account is one transaction. An
+    account that is already there (same phone number, LID or identity key) is
+    refused unless --replace. With --json: one object per account (an object with
+    "accounts" when SOURCE holds several).
     """
     url = store_url(url)
 
     async def body() -> int:
-        dump = read_account(file)
-        async with await admin.open_url(url, create=True) as container:
-            result = await admin.put_account(container, dump, replace=replace)
-        if result.action == "conflict":
-            ids = ", ".join(map(str, result.existing))
-            same = " with identical content" if result.identical else ""
-            raise CliError(
-                Exit.REFUSED,
-                f"the account ({who(dump.device)}) is already in {shown(url)} as device id "
-                f"{ids}{same}: nothing was imported; use --replace to overwrite it",
-            )
-        if json_mode:
-            emit_json(
-                {
-                    "device_id": result.device_id,
-                    "action": result.action,
-                    "replaced": list(result.existing),
-                    "pn": dump.device.get("pn"),
-                    "lid": dump.device.get("lid"),
-                    "rows": dump.count(),
-                }
-            )
-        else:
-            replaced = (
-                f", replacing device id {', '.join(map(str, result.existing))}"
-                if result.existing
-                else ""
-            )
-            Output().line(
-                f"imported account ({who(dump.device)}) into {shown(url)} as device id "
-                f"{result.device_id}{replaced}: {sum(dump.count().values())} rows"
-            )
-        return Exit.OK
+        dumps = read_accounts(source, from_, jid)
+        if dry_run:
+            return _report([(d, None) for d in dumps], url, from_, json_mode)
+        new_file = _new_sqlite_file(url)
+        try:
+            async with await admin.open_url(url, create=True) as container:
+                if not replace:
+                    await _refuse_existing(container, dumps, url)
+                done = []
+                for dump in dumps:
+                    result = await admin.put_account(container, dump, replace=replace)
+                    if result.action == "conflict":
+                        _refuse(dump, result, url)
+                    done.append((dump, result))
+        except BaseException:
+            if new_file is not None:  # nothing was imported: leave no empty database behind
+                _remove_database(new_file)
+            raise
+        return _report(done, url, from_, json_mode)
 
     run(body, debug=debug)
+
+
+def _new_sqlite_file(url: str) -> Path | None:
+    """The file of an ``sqlite:`` URL when it does not exist yet (the import creates it)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url[len("sqlite:///") :].partition("?")[0])
+    return None if path.exists() else path
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+async def _refuse_existing(
+    container: Container, dumps: list[portable.AccountDump], url: str
+) -> None:
+    """Refuse before writing anything when one of several accounts is already there."""
+    for dump in dumps:
+        for column in ("pn", "lid"):
+            jid = dump.device.get(column)
+            if jid and (found := await container.find_device(jid)) is not None:
+                _refuse(dump, admin.PutResult("conflict", found, (found,), False), url)
+
+
+def _refuse(dump: portable.AccountDump, result: admin.PutResult, url: str) -> None:
+    ids = ", ".join(map(str, result.existing))
+    same = " with identical content" if result.identical else ""
+    raise CliError(
+        Exit.REFUSED,
+        f"the account ({who(dump.device)}) is already in {shown(url)} as device id "
+        f"{ids}{same}: nothing was imported; use --replace to overwrite it",
+    )
+
+
+def _report(
+    done: Sequence[tuple[portable.AccountDump, admin.PutResult | None]],
+    url: str,
+    fmt: str,
+    json_mode: bool,
+) -> int:
+    """Print what ``import`` did (or, for a dry run, would do)."""
+    if json_mode:
+        objects = [
+            {
+                "device_id": None if r is None else r.device_id,
+                "action": "dry-run" if r is None else r.action,
+                "replaced": [] if r is None else list(r.existing),
+                "pn": d.device.get("pn"),
+                "lid": d.device.get("lid"),
+                "format": fmt,
+                "rows": d.count(),
+            }
+            for d, r in done
+        ]
+        emit_json(objects[0] if len(objects) == 1 else {"accounts": objects})
+        return Exit.OK
+    out = Output()
+    for d, r in done:
+        rows = sum(d.count().values())
+        origin = "" if fmt == "wastore" else f" from {fmt}"
+        if r is None:
+            out.line(f"would import account ({who(d.device)}){origin}: {rows} rows ({_counts(d)})")
+            continue
+        replaced = f", replacing device id {', '.join(map(str, r.existing))}" if r.existing else ""
+        out.line(
+            f"imported account ({who(d.device)}){origin} into {shown(url)} as device id "
+            f"{r.device_id}{replaced}: {rows} rows"
+        )
+    return Exit.OK
+
+
+def _counts(dump: portable.AccountDump) -> str:
+    return ", ".join(f"{n} {t}" for t, n in dump.count().items() if n and t != "device")
 
 
 # -- copy -----------------------------------------------------------------------------

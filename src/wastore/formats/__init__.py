@@ -97,6 +97,13 @@ def reader(fmt: str) -> _Reader:
     return cast(_Reader, _module(fmt).read)
 
 
+def writer(fmt: str) -> Callable[[AccountDump, Path], None]:
+    """The ``write`` function of ``fmt`` (one of :data:`WRITABLE`)."""
+    if fmt not in WRITABLE:
+        raise ConfigError(f"cannot export to {fmt!r}; writable formats: {', '.join(WRITABLE)}")
+    return cast(Callable[[AccountDump, Path], None], _module(fmt).write)
+
+
 def read(source: str | os.PathLike[str], fmt: str, *, jid: str | None = None) -> list[AccountDump]:
     """Every account ``source`` holds in format ``fmt`` (``jid``: only that one).
 
@@ -159,12 +166,10 @@ async def export_to(
         ConfigError: a format that cannot be written, or a container that cannot export.
         DeviceNotFoundError: no such account.
     """
-    if fmt not in WRITABLE:
-        raise ConfigError(f"cannot export to {fmt!r}; writable formats: {', '.join(WRITABLE)}")
+    write = writer(fmt)
     if not isinstance(container, PortableContainer):
         raise ConfigError(f"{type(container).__name__} cannot export accounts")
     dump = await container.export_account(device_id)
-    write: Callable[[AccountDump, Path], None] = _module(fmt).write
     target = Path(folder)
     await asyncio.to_thread(write, dump, target)
     return target
