@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from test_cli import cli, one_error, out_json
-
 import wastore
+from test_cli import cli, one_error, out_json
 from wastore import JID, Device
 
 
