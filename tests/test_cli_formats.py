@@ -77,6 +77,6 @@ def test_an_unreadable_source_is_refused_in_one_line_and_nothing_is_created(
     missing = one_error(
         cli("import", target, tmp_path / "nope", "--from", "baileys", cwd=tmp_path), 5
     )
-    assert "does not exist" in missing
+    assert "no such file" in missing
     usage = one_error(cli("import", target, folder, "--from", "nosuchformat", cwd=tmp_path), 2)
     assert "nosuchformat" in usage

@@ -67,7 +67,7 @@ def read_accounts(source: Path, fmt: str, jid: str | None) -> list[portable.Acco
             it does not exist (exit 5).
     """
     if not source.exists():
-        raise CliError(Exit.NOT_FOUND, f"{source} does not exist")
+        raise CliError(Exit.NOT_FOUND, f"{source}: no such file or folder")
     try:
         return formats.read(source, fmt, jid=jid)
     except ValidationError as err:
