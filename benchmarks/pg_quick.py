@@ -42,7 +42,7 @@ from typing import Any
 import asyncpg
 
 import wastore
-from wastore.backends.postgres import _PG_STATEMENTS, PostgresStore
+from wastore.backends.postgres import STATEMENTS, PostgresStore
 from wastore.backends.sql import codec
 from wastore.backends.sql.queries import Queries
 from wastore.testing.pgcluster import start_cluster
@@ -50,7 +50,7 @@ from wastore.testing.pgcluster import start_cluster
 RECORD = 1200
 PEERS = 2000
 Q = Queries("postgres", "wastore_")
-PQ = {name: sql.format(p="wastore_") for name, sql in _PG_STATEMENTS.items()}
+PQ = {name: sql.format(p="wastore_") for name, sql in STATEMENTS.items()}
 
 
 def peer(i: int) -> str:

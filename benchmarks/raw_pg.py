@@ -22,9 +22,9 @@ IMPL = "raw-asyncpg"
 
 def pg_statements(prefix: str = "wastore_") -> dict[str, str]:
     """The PostgreSQL-only statements of PostgresStore, rendered for ``prefix``."""
-    from wastore.backends.postgres import _PG_STATEMENTS
+    from wastore.backends.postgres import STATEMENTS
 
-    return {name: sql.format(p=prefix) for name, sql in _PG_STATEMENTS.items()}
+    return {name: sql.format(p=prefix) for name, sql in STATEMENTS.items()}
 
 
 class RawPg:

@@ -218,3 +218,40 @@ def test_url_options() -> None:
         "flag": "",
     }
     assert url_options("memory://") == {}
+
+
+# -- one strictness for URL options on every SQL backend (issue 16) -----------------
+
+
+@pytest.mark.parametrize("query", ["migrate=maybe", "migrate=", "busy_timeout=soon", "colour=blue"])
+async def test_sqlite_url_options_are_checked(tmp_path: Path, query: str) -> None:
+    db = tmp_path / "a.db"
+    with pytest.raises(ConfigError, match=r"not valid|unknown"):
+        await open_store(f"sqlite:///{db}?{query}")
+    assert not db.exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize("flag", ["migrate", "create"])
+async def test_sqlite_flag_keywords_must_be_booleans(tmp_path: Path, flag: str) -> None:
+    with pytest.raises(ConfigError, match=flag):
+        await open_store(f"sqlite:///{tmp_path}/a.db", **{flag: "maybe"})
+
+
+async def test_sqlite_url_flags_take_the_usual_spellings(tmp_path: Path) -> None:
+    async with await open_store(f"sqlite:///{tmp_path}/a.db?migrate=OFF&create=yes") as c:
+        assert await c.devices() == []
+    with pytest.raises(ConfigError, match="does not exist"):  # create=no is honoured
+        await open_store(f"sqlite:///{tmp_path}/b.db?create=no")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///x.db?migrate=maybe", "postgresql://u@localhost/db?migrate=maybe"],
+)
+def test_both_sql_backends_refuse_the_same_malformed_flag(url: str) -> None:
+    if url.startswith("sqlite"):
+        from wastore.backends.sqlite import parse_sqlite_url as parse
+    else:
+        from wastore.backends.postgres import parse_postgres_url as parse
+    with pytest.raises(ConfigError, match=r"migrate='maybe' is not valid"):
+        parse(url)

@@ -71,13 +71,13 @@ async def test_files_are_private(tmp_path: Path) -> None:
 
 async def test_pragmas(tmp_path: Path) -> None:
     async with await open_file(tmp_path / "a.db") as c:
-        w = c._w
+        w = c.engine._w
         assert w is not None
         assert w.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert w.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         assert w.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     async with await open_file(tmp_path / "b.db", synchronous="FULL") as c:
-        w = c._w
+        w = c.engine._w
         assert w is not None
         assert w.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         b = c.backend(await c.create_device())
@@ -88,6 +88,23 @@ async def test_pragmas(tmp_path: Path) -> None:
             "1@s.whatsapp.net": b"durable",
             "2@s.whatsapp.net": b"durable too",
         }
+
+
+async def test_open_waits_for_a_writer_of_a_fresh_file(tmp_path: Path) -> None:
+    # Another process writes to a fresh file (still in rollback-journal mode, as when
+    # two processes open it together): switching it to WAL fails at once with "database
+    # is locked" (SQLite calls no busy handler there), so opening retries within the
+    # busy budget instead of failing.
+    db = tmp_path / "fresh.db"
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    opening = asyncio.ensure_future(open_file(db, busy_timeout=10.0))
+    await asyncio.sleep(0.3)
+    assert not opening.done()
+    other.execute("ROLLBACK")
+    other.close()
+    async with await opening as c:
+        assert await c.devices() == []
 
 
 async def test_bad_options_are_config_errors(tmp_path: Path) -> None:

@@ -28,8 +28,8 @@ from typing import Protocol, runtime_checkable
 
 from .device import Device
 from .jid import JID
-from .portable import AccountDump
 from .values import (
+    AccountDump,
     AppStateSyncKey,
     DeviceListRecord,
     HashState,

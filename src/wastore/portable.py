@@ -45,7 +45,6 @@ import json
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from . import _validate as v
@@ -54,14 +53,34 @@ from .backends.sql import codec, schema
 from .device import Device
 from .errors import StoreError, ValidationError
 from .values import (
+    AccountDump,
     AppStateSyncKey,
     DeviceListRecord,
     HashState,
     LidPnMapping,
     MsgSecret,
     MutationMAC,
+    Row,
     TcToken,
 )
+
+__all__ = [
+    "COLUMNS",
+    "EXPORTED_TABLES",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MAX_FILE_BYTES",
+    "AccountBuilder",
+    "AccountDump",
+    "Row",
+    "check",
+    "check_row",
+    "decode",
+    "encode",
+    "read_file",
+    "row_problems",
+    "table_columns",
+]
 
 FORMAT: Final = "wastore-account"
 FORMAT_VERSION: Final = 2
@@ -83,30 +102,6 @@ def table_columns() -> dict[str, tuple[tuple[str, schema.ColumnKind], ...]]:
 COLUMNS: Final = table_columns()
 _ADDED_LATER: Final = schema.added_columns()
 """Columns a document may lack (it was written before they existed): their defaults."""
-
-Row = dict[str, Any]
-
-
-@dataclass
-class AccountDump:
-    """Every row of one account, as Python values (bytes for blob columns).
-
-    It holds private keys: its ``repr`` shows the account's JIDs and row counts only.
-    """
-
-    tables: dict[str, list[Row]]
-
-    def __repr__(self) -> str:
-        devices = self.tables.get("device") or [{}]
-        who = ", ".join(f"{c}={devices[0].get(c)!r}" for c in ("pn", "lid"))
-        return f"AccountDump({who}, rows={self.count()})"
-
-    @property
-    def device(self) -> Row:
-        return self.tables["device"][0]
-
-    def count(self) -> dict[str, int]:
-        return {t: len(rows) for t, rows in self.tables.items()}
 
 
 def _encode_value(value: Any, kind: schema.ColumnKind) -> Any:

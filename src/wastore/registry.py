@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
 
+from .backends.options import redact_url, url_options
 from .contract import Container
 from .errors import ConfigError
+
+__all__ = [
+    "Opener",
+    "known_schemes",
+    "open_store",
+    "redact_url",
+    "register_backend",
+    "url_options",
+]
 
 Opener = Callable[..., Awaitable[Container]]
 
@@ -38,34 +46,6 @@ def register_backend(scheme: str, opener: Opener) -> None:
 
 def known_schemes() -> list[str]:
     return sorted({*_BUILTIN, *_REGISTERED})
-
-
-_SECRET_PARAM: Final = re.compile(r"((?:^|[?&;])[^=&;]*password[^=&;]*=)[^&;#]*", re.I)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and messages): the
-    password of its user part, and query parameters such as ``password=`` or
-    ``sslpassword=``."""
-    url = _SECRET_PARAM.sub(r"\1***", url)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is not None:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
-    # A mistyped URL ("postgresql:/user:pw@host", "user:pw@host") has no parsable
-    # password but may still hold one: hide whatever could be a "user:password@".
-    head, at, tail = url.rpartition("@")
-    if at and ":" in head.split("://", 1)[-1]:
-        return head.partition(":")[0] + ":***@" + tail
-    return url
-
-
-def url_options(url: str) -> dict[str, str]:
-    """The query parameters of a store URL."""
-    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
 
 
 async def open_store(url: str | os.PathLike[str] | Any, **options: Any) -> Container:

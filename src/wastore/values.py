@@ -7,7 +7,7 @@ backend can store. Timestamps are Unix seconds unless a name ends in ``_ms``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from . import _validate as v
 
@@ -178,3 +178,33 @@ class MsgSecret:
             f"MsgSecret(chat={self.chat!r}, sender={self.sender!r}, msg_id={self.msg_id!r}, "
             f"secret=<redacted>, expires_at={self.expires_at}, message_ts={self.message_ts})"
         )
+
+
+# -- whole accounts --------------------------------------------------------------
+
+Row = dict[str, Any]
+"""One database row of an exported account: column name -> value (bytes for blobs)."""
+
+
+@dataclass
+class AccountDump:
+    """Every row of one account, as Python values (bytes for blob columns).
+
+    What :meth:`wastore.contract.PortableContainer.export_account` returns and
+    ``import_account`` takes; :mod:`wastore.portable` turns it into a file. It
+    holds private keys: its ``repr`` shows the account's JIDs and row counts only.
+    """
+
+    tables: dict[str, list[Row]]
+
+    def __repr__(self) -> str:
+        devices = self.tables.get("device") or [{}]
+        who = ", ".join(f"{c}={devices[0].get(c)!r}" for c in ("pn", "lid"))
+        return f"AccountDump({who}, rows={self.count()})"
+
+    @property
+    def device(self) -> Row:
+        return self.tables["device"][0]
+
+    def count(self) -> dict[str, int]:
+        return {t: len(rows) for t, rows in self.tables.items()}

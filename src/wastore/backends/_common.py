@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from ..errors import ConfigError
 from ..values import MsgSecret
+
+T = TypeVar("T")
 
 MAX_SNAPSHOT_NAME: Final = 100
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
@@ -105,3 +109,16 @@ def write_private(path: Path, data: bytes) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+async def shielded(work: Awaitable[T]) -> T:
+    """Await ``work`` (a task or future), which runs to its end even if the caller is
+    cancelled: the caller then waits for it before the cancellation goes on (a
+    connection in the middle of a statement must not be handed to anyone else)."""
+    fut = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await fut
+        raise

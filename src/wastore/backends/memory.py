@@ -805,7 +805,7 @@ def _rollback(journal: list[_Undo], mark: int) -> None:
 async def open_memory(url: str = "memory://", **options: object) -> MemoryStore:
     """Open a fresh, empty ``memory://`` store (it takes no options)."""
     from ..errors import ConfigError
-    from ..registry import url_options
+    from .options import url_options
 
     unknown = set(url_options(url)) | set(options)
     if unknown:

@@ -1,91 +1,173 @@
-"""The per-account methods both SQL backends share.
+"""One account's view of an SQL store: the whole :class:`~wastore.Backend`, once.
 
-Most of the contract is "validate the arguments, run one statement, decode the
-row": written once here over four primitives that each backend implements
-its own way (:class:`~wastore.backends.sqlite.SqliteBackend` inline on the
-event loop, :class:`~wastore.backends.postgres.PostgresBackend` on a pooled
-connection with retries). What differs between the databases — batches,
-multi-key reads, counts, leases, the device row, snapshots — stays in the
-backends.
+Every method validates its arguments, runs its statements through the
+store's :class:`~wastore.backends.sql.engine.Engine`, and decodes what it
+read with :mod:`~wastore.backends.sql.codec` (stored records through
+:meth:`SqlAccount._blob`): a value that cannot be decoded is a
+:class:`~wastore.CorruptRecordError`, never "missing". How a statement runs
+(inline on SQLite's event loop, on a pooled PostgreSQL connection, retried or
+not) is the engine's business; which form a batch or a multi-key read takes
+is the dialect's (:class:`~wastore.backends.sql.queries.DialectQueries`).
+
+Batches are sorted by key: concurrent batches then lock rows in the same order
+(no deadlock on PostgreSQL) and walk the B-tree in order (SQLite). Batches
+whose rows may repeat a key keep their order (the sort is stable), so that the
+rows merge as sequential calls would.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ... import _validate as v
 from ...device import Device
+from ...errors import AccountInUseError, DeviceNotFoundError
 from ...values import (
     AppStateSyncKey,
     DeviceListRecord,
     HashState,
     LidPnMapping,
     MsgSecret,
+    MutationMAC,
     TcToken,
 )
 from .._common import now_s
+from ..options import check_positive
 from . import codec
-from .queries import Queries
+from .engine import Args, Block, Tx
+from .queries import Batch
+
+if TYPE_CHECKING:
+    from .store import SqlStore
+
+T = TypeVar("T")
 
 
 class SqlAccount:
-    """One account's view of an SQL store: the methods both dialects share.
+    """One account's view of an SQL store (no I/O until a method is called)."""
 
-    Subclasses set ``_id`` and ``_q``, implement the primitives and ``transaction()``.
-    """
+    __slots__ = ("_dq", "_e", "_id", "_lease", "_q", "_s")
 
-    __slots__ = ()
+    def __init__(self, store: SqlStore, device_id: int) -> None:
+        self._s = store
+        self._e = store.engine
+        self._q = store.engine.q
+        self._dq = store.engine.dq
+        self._id = device_id
+        self._lease: str | None = None  # the token of a lease taken through this view
 
-    _id: int
-    _q: Queries
+    def __repr__(self) -> str:
+        return f"SqlAccount(device_id={self._id}, {self._s!r})"
 
-    # -- primitives, per backend ----------------------------------------------
-    async def _write(self, sql: str, args: Any, idempotent: bool = True) -> int:
-        """Run one write statement (committed on return, or part of the task's
-        transaction); return the affected row count. ``idempotent`` says whether
-        running it twice would be harmless (a backend may retry it then)."""
-        raise NotImplementedError
-
-    async def _row(self, sql: str, args: Any) -> Any:
-        """The row of a query that returns at most one, or None."""
-        raise NotImplementedError
-
-    async def _rows(self, sql: str, args: Any) -> list[Any]:
-        """Every row of a query with a small result."""
-        raise NotImplementedError
-
-    async def _blob(self, sql: str, key: Any, table: str) -> bytes | None:
-        """The opaque record of ``(self._id, key)``, None when absent; corrupt if not bytes."""
-        raise NotImplementedError
-
-    # -- shared methods ----------------------------------------------------
     @property
     def device_id(self) -> int:
         return self._id
 
+    @property
+    def store(self) -> SqlStore:
+        """The container this view belongs to."""
+        return self._s
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        return self._e.transaction()
+
+    # -- plumbing: writes name this account when it does not exist ------------
+    async def _write(self, sql: str, args: Sequence[Any], idempotent: bool = True) -> int:
+        try:
+            return await self._e.write(sql, args, idempotent=idempotent)
+        except DeviceNotFoundError as err:
+            raise DeviceNotFoundError(self._id) from err.__cause__
+
+    async def _batch(self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args = ()) -> None:
+        try:
+            await self._e.batch(stmt, head, rows, tail)
+        except DeviceNotFoundError as err:
+            raise DeviceNotFoundError(self._id) from err.__cause__
+
+    async def _atomic(self, block: Block[T]) -> T:
+        try:
+            return await self._e.atomic(block)
+        except DeviceNotFoundError as err:
+            raise DeviceNotFoundError(self._id) from err.__cause__
+
+    async def _blob(self, sql: str, key: Any, table: str) -> bytes | None:
+        """The opaque record of ``(self._id, key)``, None when absent; corrupt if not bytes."""
+        value = await self._e.value(sql, (self._id, key))
+        if value is None or type(value) is bytes:
+            return value
+        return codec.blob_or_none(value, table, key)
+
+    # -- identities --------------------------------------------------------
     async def put_identity(self, address: str, key: bytes) -> None:
         await self._write(
             self._q.put_identity, (self._id, v.address(address), v.fixed(key, "identity key", 32))
         )
 
+    async def put_identities_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        checked = sorted(v.address_keys(items, "identities").items())
+        await self._batch(self._dq.put_identities, (self._id,), checked)
+
+    async def load_identity(self, address: str) -> bytes | None:
+        address = v.address(address)
+        value = await self._e.value(self._q.load_identity, (self._id, address))
+        return codec.identity_key(value, address)
+
     async def delete_identity(self, address: str) -> None:
         await self._write(self._q.delete_identity, (self._id, v.address(address)))
 
+    # -- sessions ----------------------------------------------------------
     async def get_session(self, address: str) -> bytes | None:
         return await self._blob(self._q.get_session, v.address(address), "sessions")
+
+    async def get_sessions(self, addresses: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(v.address_list(addresses)))
+        if not wanted:
+            return {}
+        rows = await self._e.by_keys(self._dq.get_sessions, (self._id,), wanted)
+        return {a: codec.blob(r, "sessions", a) for a, r in rows}
 
     async def put_session(self, address: str, record: bytes) -> None:
         await self._write(
             self._q.put_session, (self._id, v.address(address), v.blob(record, "session record"))
         )
 
+    async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        checked = sorted(v.address_records(items, "sessions").items())
+        await self._batch(self._dq.put_sessions, (self._id,), checked)
+
     async def delete_session(self, address: str) -> None:
         await self._write(self._q.delete_session, (self._id, v.address(address)))
+
+    async def has_session(self, address: str) -> bool:
+        found = await self._e.value(self._q.has_session, (self._id, v.address(address)))
+        return found is not None
 
     @staticmethod
     def _user_ranges(user: str) -> tuple[str, str, str, str]:
         return user + "@", user + "A", user + ":", user + ";"
 
+    async def has_signal_state_for_user(self, user: str) -> bool:
+        ranges = self._user_ranges(v.user(user))
+        return bool(await self._e.value(self._q.has_user_state, (self._id, *ranges)))
+
+    async def delete_signal_state_for_user(self, user: str) -> int:
+        user = v.user(user)
+        ranges = (self._id, *self._user_ranges(user))
+        q = self._q
+
+        async def run(tx: Tx) -> int:
+            n = await tx.write(q.delete_user_sessions, ranges)
+            n += await tx.write(q.delete_user_identities, ranges)
+            n += await tx.write(q.delete_user_sender_keys, (self._id, f"::{user}@", f"::{user}:"))
+            return n
+
+        return await self._atomic(run)
+
+    # -- pre-keys ----------------------------------------------------------
     async def store_prekey(self, id: int, record: bytes, uploaded: bool) -> None:
         await self._write(
             self._q.store_prekey,
@@ -97,16 +179,41 @@ class SqlAccount:
             ),
         )
 
+    async def store_prekeys_batch(self, items: Sequence[tuple[int, bytes]], uploaded: bool) -> None:
+        checked = sorted(v.prekey_records(items).items())
+        up = v.boolean(uploaded, "uploaded")
+        await self._batch(self._dq.store_prekeys, (self._id,), checked, (up,))
+
     async def load_prekey(self, id: int) -> bytes | None:
         return await self._blob(self._q.load_prekey, v.prekey_id(id), "prekeys")
+
+    async def load_prekeys_batch(self, ids: Sequence[int]) -> dict[int, bytes]:
+        wanted = list(dict.fromkeys(v.prekey_ids(ids)))
+        if not wanted:
+            return {}
+        rows = await self._e.by_keys(self._dq.load_prekeys, (self._id,), wanted)
+        return {i: codec.blob(r, "prekeys", i) for i, r in rows}
+
+    async def load_unuploaded_prekeys(self, limit: int) -> list[tuple[int, bytes]]:
+        limit = v.integer(limit, "limit", 0, v.MAX_BATCH)
+        rows = await self._e.rows(self._q.load_unuploaded_prekeys, (self._id, limit), expect=limit)
+        return [(i, codec.blob(r, "prekeys", i)) for i, r in rows]
+
+    async def mark_prekeys_uploaded(self, ids: Sequence[int]) -> None:
+        wanted = sorted(set(v.prekey_ids(ids)))
+        await self._batch(self._dq.mark_prekeys_uploaded, (self._id,), [(i,) for i in wanted])
 
     async def remove_prekey(self, id: int) -> None:
         await self._write(self._q.remove_prekey, (self._id, v.prekey_id(id)))
 
+    async def get_max_prekey_id(self) -> int:
+        return int(await self._e.value(self._q.max_prekey_id, (self._id,)))
+
     async def count_prekeys(self) -> tuple[int, int]:
-        row = await self._row(self._q.count_prekeys, (self._id,))
+        row = await self._e.one(self._q.count_prekeys, (self._id,))
         return int(row[0]), int(row[1])
 
+    # -- signed pre-keys ---------------------------------------------------
     async def store_signed_prekey(self, id: int, record: bytes) -> None:
         await self._write(
             self._q.store_signed_prekey,
@@ -123,7 +230,7 @@ class SqlAccount:
         )
 
     async def load_all_signed_prekeys(self) -> list[tuple[int, bytes]]:
-        rows = await self._rows(self._q.load_all_signed_prekeys, (self._id,))
+        rows = await self._e.rows(self._q.load_all_signed_prekeys, (self._id,))
         return [(i, codec.blob(r, "signed_prekeys", i)) for i, r in rows]
 
     async def remove_signed_prekey(self, id: int) -> None:
@@ -131,6 +238,7 @@ class SqlAccount:
             self._q.remove_signed_prekey, (self._id, v.prekey_id(id, "signed pre-key id"))
         )
 
+    # -- sender keys -------------------------------------------------------
     async def put_sender_key(self, address: str, record: bytes) -> None:
         await self._write(
             self._q.put_sender_key,
@@ -140,6 +248,10 @@ class SqlAccount:
                 v.blob(record, "sender key record"),
             ),
         )
+
+    async def put_sender_keys_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        checked = sorted(v.address_records(items, "sender keys").items())
+        await self._batch(self._dq.put_sender_keys, (self._id,), checked)
 
     async def get_sender_key(self, address: str) -> bytes | None:
         return await self._blob(
@@ -151,9 +263,10 @@ class SqlAccount:
             self._q.delete_sender_key, (self._id, v.address(address, "sender key address"))
         )
 
+    # -- app-state sync ----------------------------------------------------
     async def get_sync_key(self, key_id: bytes) -> AppStateSyncKey | None:
         key_id = v.sync_key_id(key_id)
-        row = await self._row(self._q.get_sync_key, (self._id, key_id))
+        row = await self._e.one(self._q.get_sync_key, (self._id, key_id))
         return None if row is None else codec.sync_key(row, key_id)
 
     async def set_sync_key(self, key_id: bytes, key: AppStateSyncKey) -> None:
@@ -166,65 +279,156 @@ class SqlAccount:
     async def delete_sync_key(self, key_id: bytes) -> None:
         await self._write(self._q.delete_sync_key, (self._id, v.sync_key_id(key_id)))
 
+    async def get_latest_sync_key_id(self) -> bytes | None:
+        value = await self._e.value(self._q.latest_sync_key_id, (self._id,))
+        return None if value is None else codec.blob(value, "sync_keys", "latest")
+
+    async def get_version(self, name: str) -> HashState:
+        name = v.collection_name(name)
+        return codec.hash_state(await self._e.one(self._q.get_version, (self._id, name)), name)
+
     async def set_version(self, name: str, state: HashState) -> None:
         name = v.collection_name(name)
         v.instance(state, HashState, "state")
         await self._write(self._q.set_version, (self._id, name, state.version, state.hash))
 
+    async def put_mutation_macs(self, name: str, version: int, macs: Sequence[MutationMAC]) -> None:
+        name = v.collection_name(name)
+        version = v.integer(version, "version", 0)
+        items = v.instances(macs, MutationMAC, "macs")
+        latest = sorted({m.index_mac: m.value_mac for m in items}.items())  # last one wins
+        await self._batch(self._dq.put_mutation_macs, (self._id, name, version), latest)
+
+    async def get_mutation_mac(self, name: str, index_mac: bytes) -> bytes | None:
+        name = v.collection_name(name)
+        index_mac = v.mac(index_mac, "index MAC")
+        value = await self._e.value(self._q.get_mutation_mac, (self._id, name, index_mac))
+        return None if value is None else codec.blob(value, "app_state_macs", index_mac.hex())
+
+    async def get_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> dict[bytes, bytes]:
+        name = v.collection_name(name)
+        wanted = list(dict.fromkeys(v.mac_list(index_macs)))
+        if not wanted:
+            return {}
+        rows = await self._e.by_keys(self._dq.get_mutation_macs, (self._id, name), wanted)
+        return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
+
+    async def get_all_mutation_macs(self, name: str) -> dict[bytes, bytes]:
+        name = v.collection_name(name)
+        rows = await self._e.rows(self._q.all_mutation_macs, (self._id, name), expect=None)
+        return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
+
+    async def delete_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> None:
+        name = v.collection_name(name)
+        wanted = sorted(set(v.mac_list(index_macs)))
+        await self._batch(self._dq.delete_mutation_macs, (self._id, name), [(m,) for m in wanted])
+
     async def clear_mutation_macs(self, name: str) -> None:
         await self._write(self._q.clear_mutation_macs, (self._id, v.collection_name(name)))
 
+    # -- sender-key distribution -------------------------------------------
     async def get_sender_key_devices(self, group: str) -> list[tuple[str, bool]]:
-        rows = await self._rows(
+        rows = await self._e.rows(
             self._q.get_sender_key_devices, (self._id, v.address(group, "group"))
         )
         return [(d, bool(h)) for d, h in rows]
 
+    async def set_sender_key_status(self, group: str, items: Sequence[tuple[str, bool]]) -> None:
+        group = v.address(group, "group")
+        checked: dict[str, bool] = {}
+        for item in v.sequence(items, "items"):
+            d, has = v.pair(item, "items")
+            checked[v.address(d, "device jid")] = v.boolean(has, "has_key")
+        await self._batch(
+            self._dq.set_sender_key_status, (self._id, group), sorted(checked.items())
+        )
+
     async def clear_sender_key_devices(self, group: str) -> None:
         await self._write(self._q.clear_sender_key_devices, (self._id, v.address(group, "group")))
+
+    async def delete_sender_key_device_rows(self, device_jids: Sequence[str]) -> None:
+        wanted = sorted(set(v.address_list(device_jids, "device jids")))
+        await self._batch(
+            self._dq.delete_sender_key_device_rows, (self._id,), [(d,) for d in wanted]
+        )
 
     async def clear_all_sender_key_devices(self) -> None:
         await self._write(self._q.clear_all_sender_key_devices, (self._id,))
 
+    # -- LID <-> PN --------------------------------------------------------
     async def get_lid_mapping(self, lid: str) -> LidPnMapping | None:
         lid = v.text(lid, "lid", max_len=128, allow_empty=False)
-        row = await self._row(self._q.get_lid_mapping, (self._id, lid))
+        row = await self._e.one(self._q.get_lid_mapping, (self._id, lid))
         return None if row is None else codec.lid_mapping(row)
 
     async def get_pn_mapping(self, phone: str) -> LidPnMapping | None:
         phone = v.text(phone, "phone", max_len=128, allow_empty=False)
-        row = await self._row(self._q.get_pn_mapping, (self._id, phone))
+        row = await self._e.one(self._q.get_pn_mapping, (self._id, phone))
         return None if row is None else codec.lid_mapping(row)
 
+    @staticmethod
+    def _lid_row(e: LidPnMapping) -> tuple[Any, ...]:
+        return (e.lid, e.phone_number, e.created_at, e.updated_at, e.learning_source)
+
+    async def put_lid_mapping(self, entry: LidPnMapping) -> None:
+        e = v.instance(entry, LidPnMapping, "entry")
+        await self._write(self._q.put_lid_mapping, (self._id, *self._lid_row(e)))
+
+    async def put_lid_mappings(self, entries: Sequence[LidPnMapping]) -> None:
+        items = v.instances(entries, LidPnMapping, "entries")
+        # one by one: duplicates must merge as sequential puts do (the first created_at)
+        rows = sorted(map(self._lid_row, items), key=itemgetter(0))
+        await self._batch(self._dq.put_lid_mappings, (self._id,), rows)
+
+    async def get_all_lid_mappings(self) -> list[LidPnMapping]:
+        rows = await self._e.rows(self._q.get_all_lid_mappings, (self._id,), expect=None)
+        return [codec.lid_mapping(r) for r in rows]
+
+    # -- base keys ---------------------------------------------------------
     async def save_base_key(self, address: str, message_id: str, key: bytes) -> None:
         await self._write(
             self._q.save_base_key,
             (self._id, v.address(address), v.message_id(message_id), v.base_key(key)),
         )
 
+    async def has_same_base_key(self, address: str, message_id: str, key: bytes) -> bool:
+        address, message_id, key = v.address(address), v.message_id(message_id), v.base_key(key)
+        value = await self._e.value(self._q.get_base_key, (self._id, address, message_id))
+        if value is None:
+            return False
+        return codec.blob(value, "base_keys", (address, message_id)) == key
+
     async def delete_base_key(self, address: str, message_id: str) -> None:
         await self._write(
             self._q.delete_base_key, (self._id, v.address(address), v.message_id(message_id))
         )
 
-    def _device_list_row(self, r: DeviceListRecord) -> tuple[Any, ...]:
-        return (self._id, r.user, codec.encode_devices(r.devices), r.timestamp, r.phash, r.raw_id)
+    # -- device registry ---------------------------------------------------
+    @staticmethod
+    def _device_list_row(r: DeviceListRecord) -> tuple[Any, ...]:
+        return (r.user, codec.encode_devices(r.devices), r.timestamp, r.phash, r.raw_id)
 
     async def update_device_list(self, record: DeviceListRecord) -> None:
         r = v.instance(record, DeviceListRecord, "record")
-        await self._write(self._q.update_device_list, self._device_list_row(r))
+        await self._write(self._q.update_device_list, (self._id, *self._device_list_row(r)))
+
+    async def update_device_lists(self, records: Sequence[DeviceListRecord]) -> None:
+        items = v.instances(records, DeviceListRecord, "records")
+        rows = sorted(map(self._device_list_row, items), key=itemgetter(0))  # stable
+        await self._batch(self._dq.update_device_lists, (self._id,), rows)
 
     async def get_devices(self, user: str) -> DeviceListRecord | None:
         user = v.user(user)
-        row = await self._row(self._q.get_devices, (self._id, user))
+        row = await self._e.one(self._q.get_devices, (self._id, user))
         return None if row is None else codec.device_list(row, user)
 
     async def delete_devices(self, user: str) -> None:
         await self._write(self._q.delete_devices, (self._id, v.user(user)))
 
+    # -- tc tokens ---------------------------------------------------------
     async def get_tc_token(self, jid: str) -> TcToken | None:
         jid = v.address(jid, "jid")
-        row = await self._row(self._q.get_tc_token, (self._id, jid))
+        row = await self._e.one(self._q.get_tc_token, (self._id, jid))
         return None if row is None else codec.tc_token(row, jid)
 
     async def put_tc_token(self, jid: str, entry: TcToken) -> None:
@@ -236,6 +440,21 @@ class SqlAccount:
 
     async def delete_tc_token(self, jid: str) -> None:
         await self._write(self._q.delete_tc_token, (self._id, v.address(jid, "jid")))
+
+    async def get_all_tc_token_jids(self) -> list[str]:
+        rows = await self._e.rows(self._q.all_tc_token_jids, (self._id,), expect=None)
+        return [r[0] for r in rows]
+
+    async def delete_expired_tc_tokens(self, token_cutoff: int, sender_cutoff: int) -> int:
+        return await self._write(
+            self._q.delete_expired_tc_tokens,
+            (
+                self._id,
+                v.integer(token_cutoff, "token_cutoff"),
+                v.integer(sender_cutoff, "sender_cutoff"),
+            ),
+            idempotent=False,
+        )
 
     async def touch_tc_token_sender_timestamp(self, jid: str, ts: int) -> None:
         await self._write(
@@ -254,6 +473,7 @@ class SqlAccount:
             ),
         )
 
+    # -- sent messages -----------------------------------------------------
     async def store_sent_message(self, chat: str, message_id: str, payload: bytes) -> None:
         await self._write(
             self._q.store_sent_message,
@@ -266,11 +486,42 @@ class SqlAccount:
             ),
         )
 
+    async def take_sent_message(self, chat: str, message_id: str) -> bytes | None:
+        # DELETE ... RETURNING: of concurrent takers only the one that deletes the row gets it.
+        chat, message_id = v.address(chat, "chat"), v.message_id(message_id)
+        row = await self._e.write_returning(self._q.take_sent_message, (self._id, chat, message_id))
+        return None if row is None else codec.blob(row[0], "sent_messages", (chat, message_id))
+
+    async def delete_expired_sent_messages(self, cutoff: int) -> int:
+        return await self._write(
+            self._q.delete_expired_sent_messages,
+            (self._id, v.integer(cutoff, "cutoff")),
+            idempotent=False,
+        )
+
+    # -- message secrets ---------------------------------------------------
+    async def put_msg_secrets(self, secrets: Sequence[MsgSecret]) -> int:
+        items = v.instances(secrets, MsgSecret, "secrets")
+        rows = sorted(
+            ((s.chat, s.sender, s.msg_id, s.secret, s.expires_at, s.message_ts) for s in items),
+            key=itemgetter(0, 1, 2),  # stable: duplicates keep their order and merge in it
+        )
+        await self._batch(self._dq.put_msg_secrets, (self._id,), rows)
+        return len(items)
+
     async def get_msg_secret(self, chat: str, sender: str, msg_id: str) -> MsgSecret | None:
         chat, sender, msg_id = v.pending_key(chat, sender, msg_id)
-        row = await self._row(self._q.get_msg_secret, (self._id, chat, sender, msg_id))
+        row = await self._e.one(self._q.get_msg_secret, (self._id, chat, sender, msg_id))
         return None if row is None else codec.msg_secret(row, chat, sender, msg_id)
 
+    async def delete_expired_msg_secrets(self, cutoff: int) -> int:
+        return await self._write(
+            self._q.delete_expired_msg_secrets,
+            (self._id, v.integer(cutoff, "cutoff")),
+            idempotent=False,
+        )
+
+    # -- pending inbound ---------------------------------------------------
     async def store_pending_inbound(
         self, chat: str, sender: str, message_id: str, payload: bytes
     ) -> None:
@@ -279,11 +530,24 @@ class SqlAccount:
             self._q.store_pending_inbound, (self._id, *key, v.blob(payload, "payload"), now_s())
         )
 
+    async def get_pending_inbound(self, chat: str, sender: str, message_id: str) -> bytes | None:
+        key = v.pending_key(chat, sender, message_id)
+        value = await self._e.value(self._q.get_pending_inbound, (self._id, *key))
+        return None if value is None else codec.blob(value, "pending_inbound", key)
+
     async def delete_pending_inbound(self, chat: str, sender: str, message_id: str) -> None:
         await self._write(
             self._q.delete_pending_inbound, (self._id, *v.pending_key(chat, sender, message_id))
         )
 
+    async def delete_expired_pending_inbound(self, cutoff: int) -> int:
+        return await self._write(
+            self._q.delete_expired_pending_inbound,
+            (self._id, v.integer(cutoff, "cutoff")),
+            idempotent=False,
+        )
+
+    # -- group metadata ----------------------------------------------------
     async def get_group_metadata(self, group: str) -> bytes | None:
         return await self._blob(
             self._q.get_group_metadata, v.address(group, "group"), "group_metadata"
@@ -298,6 +562,54 @@ class SqlAccount:
     async def delete_group_metadata(self, group: str) -> None:
         await self._write(self._q.delete_group_metadata, (self._id, v.address(group, "group")))
 
+    # -- DeviceStore -------------------------------------------------------
+    async def save(self, device: Device) -> None:
+        """Write the device row; fenced by the lease when one was taken through this view
+        (a holder that lost it never overwrites the new holder's row)."""
+        d = v.instance(device, Device, "device")
+        d.validate()
+        row = codec.device_to_row(d, time.time_ns() // 1_000_000)
+        token = self._lease
+        if token is None:
+            n = await self._write(self._q.update_device, (self._id, *row))
+        else:
+            n = await self._e.leases.save_device(self._id, token, row)
+        if n == 0:
+            if token is not None and await self.exists():
+                raise AccountInUseError(
+                    self._id, "another process", "this process lost the account lease"
+                )
+            raise DeviceNotFoundError(self._id, "create() the device row before saving it")
+
     async def load(self) -> Device | None:
-        row = await self._row(self._q.load_device, (self._id,))
+        row = await self._e.one(self._q.load_device, (self._id,))
         return None if row is None else codec.row_to_device(row, self._id)
+
+    async def exists(self) -> bool:
+        return await self._e.value(self._q.device_exists, (self._id,)) is not None
+
+    async def create(self) -> int:
+        row = codec.device_to_row(Device.new(), 0)
+        if await self._write(self._q.insert_device_if_missing, (self._id, *row)):
+            bump = self._dq.after_explicit_device_id
+            if bump is not None:
+                await self._e.value(bump, (self._id,))
+        return self._id
+
+    async def snapshot_db(self, name: str, extra: bytes | None = None) -> str:
+        return await self._s.snapshot(self._id, name, extra)
+
+    # -- LeaseStore --------------------------------------------------------
+    async def acquire_lease(self, holder: str, ttl: float) -> str:
+        holder = v.text(holder, "holder", max_len=256, allow_empty=False)
+        token = await self._e.leases.acquire(self._id, holder, check_positive(ttl, "ttl"))
+        self._lease = token
+        return token
+
+    async def renew_lease(self, token: str, ttl: float) -> bool:
+        return await self._e.leases.renew(self._id, token, check_positive(ttl, "ttl"))
+
+    async def release_lease(self, token: str) -> None:
+        await self._e.leases.release(self._id, token)
+        if self._lease == token:
+            self._lease = None

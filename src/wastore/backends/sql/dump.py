@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import CorruptRecordError, ValidationError
-from ...portable import COLUMNS, EXPORTED_TABLES, AccountDump, Row
+from ...portable import COLUMNS, EXPORTED_TABLES
+from ...values import AccountDump, Row
 from .queries import to_sqlite
 from .schema import Dialect, check_prefix
 

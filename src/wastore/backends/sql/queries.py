@@ -2,14 +2,16 @@
 
 Statements use PostgreSQL's ``$n`` placeholders; for SQLite they become
 ``?n`` (numbered parameters, which ``sqlite3`` binds from a sequence). The
-few spellings that differ come from :data:`_DIALECT`. Every statement is
-rendered once per container, so the hot path only looks up an attribute.
+few spellings that differ come from :data:`_DIALECT`. :class:`Queries` holds
+every statement as a typed attribute (a misspelt name is a type error),
+rendered once per container, so the hot path only reads an attribute.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from dataclasses import dataclass, field, fields
+from typing import Final, Literal
 
 from .codec import DEVICE_COLUMNS
 from .schema import Dialect, check_prefix
@@ -25,227 +27,412 @@ _DEVICE_COLS: Final = ", ".join(DEVICE_COLUMNS)
 _DEVICE_PARAMS: Final = ", ".join(f"${i}" for i in range(2, len(DEVICE_COLUMNS) + 2))
 _DEVICE_SET: Final = ", ".join(f"{c} = ${i}" for i, c in enumerate(DEVICE_COLUMNS, start=2))
 
-# name -> statement template
-_STATEMENTS: Final[dict[str, str]] = {
-    # -- identities ---------------------------------------------------------
-    "put_identity": "INSERT INTO {p}identities (device_id, address, key) VALUES ($1, $2, $3) "
-    "ON CONFLICT (device_id, address) DO UPDATE SET key = excluded.key",
-    "load_identity": "SELECT key FROM {p}identities WHERE device_id = $1 AND address = $2",
-    "delete_identity": "DELETE FROM {p}identities WHERE device_id = $1 AND address = $2",
-    # -- sessions -----------------------------------------------------------
-    "get_session": "SELECT record FROM {p}sessions WHERE device_id = $1 AND address = $2",
-    "put_session": "INSERT INTO {p}sessions (device_id, address, record) VALUES ($1, $2, $3) "
-    "ON CONFLICT (device_id, address) DO UPDATE SET record = excluded.record",
-    "delete_session": "DELETE FROM {p}sessions WHERE device_id = $1 AND address = $2",
-    "has_session": "SELECT 1 FROM {p}sessions WHERE device_id = $1 AND address = $2",
-    # A user's addresses are "user@..." and "user:...": two prefix ranges of the
-    # primary key ('@' + 1 = 'A', ':' + 1 = ';'), so both lookups use the index.
-    "has_user_state": "SELECT EXISTS (SELECT 1 FROM {p}sessions WHERE device_id = $1 AND "
-    "((address >= $2 AND address < $3) OR (address >= $4 AND address < $5))) "
-    "OR EXISTS (SELECT 1 FROM {p}identities WHERE device_id = $1 AND "
-    "((address >= $2 AND address < $3) OR (address >= $4 AND address < $5)))",
-    "delete_user_sessions": "DELETE FROM {p}sessions WHERE device_id = $1 AND "
-    "((address >= $2 AND address < $3) OR (address >= $4 AND address < $5))",
-    "delete_user_identities": "DELETE FROM {p}identities WHERE device_id = $1 AND "
-    "((address >= $2 AND address < $3) OR (address >= $4 AND address < $5))",
-    "delete_user_sender_keys": "DELETE FROM {p}sender_keys WHERE device_id = $1 AND "
-    "({instr}(address, $2) > 0 OR {instr}(address, $3) > 0)",
-    # -- pre-keys -----------------------------------------------------------
-    "store_prekey": "INSERT INTO {p}prekeys (device_id, id, record, uploaded) "
-    "VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, id) DO UPDATE SET "
-    "record = excluded.record, uploaded = excluded.uploaded",
-    "load_prekey": "SELECT record FROM {p}prekeys WHERE device_id = $1 AND id = $2",
-    "load_unuploaded_prekeys": "SELECT id, record FROM {p}prekeys "
-    "WHERE device_id = $1 AND uploaded = FALSE ORDER BY id LIMIT $2",
-    "mark_prekey_uploaded": "UPDATE {p}prekeys SET uploaded = TRUE "
-    "WHERE device_id = $1 AND id = $2 AND uploaded = FALSE",
-    "remove_prekey": "DELETE FROM {p}prekeys WHERE device_id = $1 AND id = $2",
-    "max_prekey_id": "SELECT COALESCE(MAX(id), 0) FROM {p}prekeys WHERE device_id = $1",
-    "count_prekeys": "SELECT COUNT(*), COALESCE(SUM(CASE WHEN uploaded THEN 1 ELSE 0 END), 0) "
-    "FROM {p}prekeys WHERE device_id = $1",
-    # -- signed pre-keys ----------------------------------------------------
-    "store_signed_prekey": "INSERT INTO {p}signed_prekeys (device_id, id, record) "
-    "VALUES ($1, $2, $3) ON CONFLICT (device_id, id) DO UPDATE SET record = excluded.record",
-    "load_signed_prekey": "SELECT record FROM {p}signed_prekeys WHERE device_id = $1 AND id = $2",
-    "load_all_signed_prekeys": "SELECT id, record FROM {p}signed_prekeys "
-    "WHERE device_id = $1 ORDER BY id",
-    "remove_signed_prekey": "DELETE FROM {p}signed_prekeys WHERE device_id = $1 AND id = $2",
-    # -- sender keys --------------------------------------------------------
-    "put_sender_key": "INSERT INTO {p}sender_keys (device_id, address, record) "
-    "VALUES ($1, $2, $3) ON CONFLICT (device_id, address) DO UPDATE SET record = excluded.record",
-    "get_sender_key": "SELECT record FROM {p}sender_keys WHERE device_id = $1 AND address = $2",
-    "delete_sender_key": "DELETE FROM {p}sender_keys WHERE device_id = $1 AND address = $2",
-    # -- app-state sync -----------------------------------------------------
-    "get_sync_key": "SELECT key_data, fingerprint, timestamp FROM {p}sync_keys "
-    "WHERE device_id = $1 AND key_id = $2",
-    "set_sync_key": "INSERT INTO {p}sync_keys (device_id, key_id, key_data, fingerprint, "
-    "timestamp) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, key_id) DO UPDATE SET "
-    "key_data = excluded.key_data, fingerprint = excluded.fingerprint, "
-    "timestamp = excluded.timestamp WHERE {p}sync_keys.timestamp <= excluded.timestamp",
-    "delete_sync_key": "DELETE FROM {p}sync_keys WHERE device_id = $1 AND key_id = $2",
-    "latest_sync_key_id": "SELECT key_id FROM {p}sync_keys WHERE device_id = $1 "
-    "ORDER BY timestamp DESC, key_id DESC LIMIT 1",
-    "get_version": "SELECT version, hash FROM {p}app_state_versions "
-    "WHERE device_id = $1 AND name = $2",
-    "set_version": "INSERT INTO {p}app_state_versions (device_id, name, version, hash) "
-    "VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, name) DO UPDATE SET "
-    "version = excluded.version, hash = excluded.hash",
-    "put_mutation_mac": "INSERT INTO {p}app_state_macs (device_id, name, index_mac, version, "
-    "value_mac) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, name, index_mac) DO UPDATE "
-    "SET version = excluded.version, value_mac = excluded.value_mac",
-    "get_mutation_mac": "SELECT value_mac FROM {p}app_state_macs "
-    "WHERE device_id = $1 AND name = $2 AND index_mac = $3",
-    "all_mutation_macs": "SELECT index_mac, value_mac FROM {p}app_state_macs "
-    "WHERE device_id = $1 AND name = $2",
-    "delete_mutation_mac": "DELETE FROM {p}app_state_macs "
-    "WHERE device_id = $1 AND name = $2 AND index_mac = $3",
-    "clear_mutation_macs": "DELETE FROM {p}app_state_macs WHERE device_id = $1 AND name = $2",
-    # -- sender-key distribution --------------------------------------------
-    "get_sender_key_devices": "SELECT device_jid, has_key FROM {p}sender_key_devices "
-    "WHERE device_id = $1 AND group_jid = $2 ORDER BY device_jid",
-    "set_sender_key_status": "INSERT INTO {p}sender_key_devices (device_id, group_jid, "
-    "device_jid, has_key) VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, group_jid, device_jid) "
-    "DO UPDATE SET has_key = excluded.has_key",
-    "clear_sender_key_devices": "DELETE FROM {p}sender_key_devices "
-    "WHERE device_id = $1 AND group_jid = $2",
-    "delete_sender_key_device_rows": "DELETE FROM {p}sender_key_devices "
-    "WHERE device_id = $1 AND device_jid = $2",
-    "clear_all_sender_key_devices": "DELETE FROM {p}sender_key_devices WHERE device_id = $1",
-    # -- LID <-> PN ---------------------------------------------------------
-    "get_lid_mapping": "SELECT lid, phone_number, created_at, updated_at, learning_source "
-    "FROM {p}lid_pn_mappings WHERE device_id = $1 AND lid = $2",
-    "get_pn_mapping": "SELECT lid, phone_number, created_at, updated_at, learning_source "
-    "FROM {p}lid_pn_mappings WHERE device_id = $1 AND phone_number = $2 "
-    "ORDER BY updated_at DESC, lid DESC LIMIT 1",
-    "put_lid_mapping": "INSERT INTO {p}lid_pn_mappings (device_id, lid, phone_number, created_at, "
-    "updated_at, learning_source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, lid) "
-    "DO UPDATE SET phone_number = excluded.phone_number, updated_at = excluded.updated_at, "
-    "learning_source = excluded.learning_source",
-    "get_all_lid_mappings": "SELECT lid, phone_number, created_at, updated_at, learning_source "
-    "FROM {p}lid_pn_mappings WHERE device_id = $1 ORDER BY lid",
-    # -- base keys ----------------------------------------------------------
-    "save_base_key": "INSERT INTO {p}base_keys (device_id, address, message_id, key) "
-    "VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, address, message_id) DO UPDATE SET "
-    "key = excluded.key",
-    "get_base_key": "SELECT key FROM {p}base_keys "
-    "WHERE device_id = $1 AND address = $2 AND message_id = $3",
-    "delete_base_key": "DELETE FROM {p}base_keys "
-    "WHERE device_id = $1 AND address = $2 AND message_id = $3",
-    # -- device registry ----------------------------------------------------
-    "update_device_list": "INSERT INTO {p}device_lists (device_id, user_id, devices, timestamp, "
-    "phash, raw_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, user_id) DO UPDATE "
-    "SET devices = excluded.devices, timestamp = excluded.timestamp, phash = excluded.phash, "
-    "raw_id = excluded.raw_id",
-    "get_devices": "SELECT devices, timestamp, phash, raw_id FROM {p}device_lists "
-    "WHERE device_id = $1 AND user_id = $2",
-    "delete_devices": "DELETE FROM {p}device_lists WHERE device_id = $1 AND user_id = $2",
-    # -- tc tokens ----------------------------------------------------------
-    "get_tc_token": "SELECT token, token_timestamp, sender_timestamp FROM {p}tc_tokens "
-    "WHERE device_id = $1 AND jid = $2",
-    "put_tc_token": "INSERT INTO {p}tc_tokens (device_id, jid, token, token_timestamp, "
-    "sender_timestamp) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, jid) DO UPDATE SET "
-    "token = excluded.token, token_timestamp = excluded.token_timestamp, "
-    "sender_timestamp = excluded.sender_timestamp",
-    "delete_tc_token": "DELETE FROM {p}tc_tokens WHERE device_id = $1 AND jid = $2",
-    "all_tc_token_jids": "SELECT jid FROM {p}tc_tokens WHERE device_id = $1 ORDER BY jid",
-    "delete_expired_tc_tokens": "DELETE FROM {p}tc_tokens WHERE device_id = $1 "
-    "AND (length(token) = 0 OR token_timestamp < $2) "
-    "AND (sender_timestamp IS NULL OR sender_timestamp < $3)",
-    # One statement each, so that both are atomic against each other and
-    # against concurrent writers on either database.
-    "touch_tc_token_sender": "INSERT INTO {p}tc_tokens (device_id, jid, token, token_timestamp, "
-    "sender_timestamp) VALUES ($1, $2, $3, 0, $4) ON CONFLICT (device_id, jid) DO UPDATE SET "
-    "sender_timestamp = excluded.sender_timestamp WHERE {p}tc_tokens.sender_timestamp IS NULL "
-    "OR {p}tc_tokens.sender_timestamp < excluded.sender_timestamp",
-    "store_received_tc_token": "INSERT INTO {p}tc_tokens (device_id, jid, token, token_timestamp, "
-    "sender_timestamp) VALUES ($1, $2, $3, $4, NULL) ON CONFLICT (device_id, jid) DO UPDATE SET "
-    "token = excluded.token, token_timestamp = excluded.token_timestamp "
-    "WHERE length({p}tc_tokens.token) = 0 "
-    "OR {p}tc_tokens.token_timestamp < excluded.token_timestamp",
-    # -- sent messages ------------------------------------------------------
-    "store_sent_message": "INSERT INTO {p}sent_messages (device_id, chat, message_id, payload, "
-    "created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, chat, message_id) DO UPDATE "
-    "SET payload = excluded.payload, created_at = excluded.created_at",
-    "take_sent_message": "DELETE FROM {p}sent_messages "
-    "WHERE device_id = $1 AND chat = $2 AND message_id = $3 RETURNING payload",
-    "delete_expired_sent_messages": "DELETE FROM {p}sent_messages "
-    "WHERE device_id = $1 AND created_at < $2",
-    # -- message secrets ----------------------------------------------------
-    "put_msg_secret": "INSERT INTO {p}msg_secrets (device_id, chat, sender, msg_id, secret, "
-    "expires_at, message_ts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-    "ON CONFLICT (device_id, chat, sender, msg_id) DO UPDATE SET secret = excluded.secret, "
-    "expires_at = CASE WHEN {p}msg_secrets.expires_at = 0 OR excluded.expires_at = 0 THEN 0 "
-    "ELSE {greatest}({p}msg_secrets.expires_at, excluded.expires_at) END, "
-    "message_ts = {greatest}({p}msg_secrets.message_ts, excluded.message_ts)",
-    "get_msg_secret": "SELECT secret, expires_at, message_ts FROM {p}msg_secrets "
-    "WHERE device_id = $1 AND chat = $2 AND sender = $3 AND msg_id = $4",
-    "delete_expired_msg_secrets": "DELETE FROM {p}msg_secrets "
-    "WHERE device_id = $1 AND expires_at <> 0 AND expires_at < $2",
-    # -- pending inbound ----------------------------------------------------
-    "store_pending_inbound": "INSERT INTO {p}pending_inbound (device_id, chat, sender, "
-    "message_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
-    "ON CONFLICT (device_id, chat, sender, message_id) DO UPDATE SET payload = excluded.payload, "
-    "created_at = excluded.created_at",
-    "get_pending_inbound": "SELECT payload FROM {p}pending_inbound "
-    "WHERE device_id = $1 AND chat = $2 AND sender = $3 AND message_id = $4",
-    "delete_pending_inbound": "DELETE FROM {p}pending_inbound "
-    "WHERE device_id = $1 AND chat = $2 AND sender = $3 AND message_id = $4",
-    "delete_expired_pending_inbound": "DELETE FROM {p}pending_inbound "
-    "WHERE device_id = $1 AND created_at < $2",
-    # -- group metadata -----------------------------------------------------
-    "get_group_metadata": "SELECT blob FROM {p}group_metadata WHERE device_id = $1 "
-    "AND group_jid = $2",
-    "put_group_metadata": "INSERT INTO {p}group_metadata (device_id, group_jid, blob) "
-    "VALUES ($1, $2, $3) ON CONFLICT (device_id, group_jid) DO UPDATE SET blob = excluded.blob",
-    "delete_group_metadata": "DELETE FROM {p}group_metadata WHERE device_id = $1 "
-    "AND group_jid = $2",
-    # -- device rows --------------------------------------------------------
-    "insert_device": f"INSERT INTO {{p}}device (id, {_DEVICE_COLS}) VALUES ($1, {_DEVICE_PARAMS})",
-    "insert_device_auto": f"INSERT INTO {{p}}device ({_DEVICE_COLS}) VALUES "
-    f"({', '.join(f'${i}' for i in range(1, len(DEVICE_COLUMNS) + 1))}) RETURNING id",
-    "update_device": f"UPDATE {{p}}device SET {_DEVICE_SET} WHERE id = $1",
-    # Lease fencing: a process that lost the account lease cannot overwrite the
-    # device row of the process that took it over.
-    "update_device_fenced": f"UPDATE {{p}}device SET {_DEVICE_SET} WHERE id = $1 AND EXISTS "
-    f"(SELECT 1 FROM {{p}}leases WHERE device_id = $1 AND token = ${len(DEVICE_COLUMNS) + 2})",
-    "load_device": f"SELECT {_DEVICE_COLS} FROM {{p}}device WHERE id = $1",
-    "device_exists": "SELECT 1 FROM {p}device WHERE id = $1",
-    "list_devices": "SELECT id FROM {p}device ORDER BY id",
-    "first_devices": "SELECT id FROM {p}device ORDER BY id LIMIT 11",
-    "find_device": "SELECT id FROM {p}device WHERE pn_user = $1 OR lid_user = $1 ORDER BY id "
-    "LIMIT 1",
-    "delete_device": "DELETE FROM {p}device WHERE id = $1",
-    # -- leases -------------------------------------------------------------
-    "get_lease": "SELECT token, holder, host, pid, expires_at FROM {p}leases WHERE device_id = $1",
-    "put_lease": "INSERT INTO {p}leases (device_id, token, holder, host, pid, expires_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id) DO UPDATE SET token = excluded.token, "
-    "holder = excluded.holder, host = excluded.host, pid = excluded.pid, "
-    "expires_at = excluded.expires_at",
-    "renew_lease": "UPDATE {p}leases SET expires_at = $3 WHERE device_id = $1 AND token = $2",
-    "release_lease": "DELETE FROM {p}leases WHERE device_id = $1 AND token = $2",
-}
+
+def _sql(template: str) -> str:
+    """A statement field: its template (``{p}`` the table prefix, ``$n`` placeholders,
+    ``{greatest}``/``{instr}`` the dialect's spellings), rendered by ``__post_init__``."""
+    rendered: str = field(init=False, default=template)
+    return rendered
 
 
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Queries:
-    """Every statement of :data:`_STATEMENTS`, rendered for one dialect and prefix.
+    """Every statement of the contract, rendered for one dialect and table prefix.
 
-    Attribute access (``q.get_session``) returns the SQL text.
+    ``Queries("sqlite", "wastore_").get_session`` is the SQL text.
     """
 
-    def __init__(self, dialect: Dialect, prefix: str) -> None:
-        self.dialect = dialect
-        self.prefix = check_prefix(prefix)
-        words = _DIALECT[dialect]
-        for name, template in _STATEMENTS.items():
-            sql = template.format(p=self.prefix, **words)
-            if dialect == "sqlite":
-                sql = _PLACEHOLDER.sub(r"?\1", sql)
-            setattr(self, name, sql)
+    dialect: Dialect
+    prefix: str
 
-    def __getattr__(self, name: str) -> str:  # only reached for unknown names
-        raise AttributeError(f"no statement named {name!r}")
+    # -- identities ---------------------------------------------------------
+    put_identity: str = _sql(
+        "INSERT INTO {p}identities (device_id, address, key) VALUES ($1, $2, $3) ON CONFLICT "
+        "(device_id, address) DO UPDATE SET key = excluded.key"
+    )
+    load_identity: str = _sql("SELECT key FROM {p}identities WHERE device_id = $1 AND address = $2")
+    delete_identity: str = _sql("DELETE FROM {p}identities WHERE device_id = $1 AND address = $2")
+    # -- sessions -----------------------------------------------------------
+    get_session: str = _sql("SELECT record FROM {p}sessions WHERE device_id = $1 AND address = $2")
+    put_session: str = _sql(
+        "INSERT INTO {p}sessions (device_id, address, record) VALUES ($1, $2, $3) ON CONFLICT "
+        "(device_id, address) DO UPDATE SET record = excluded.record"
+    )
+    delete_session: str = _sql("DELETE FROM {p}sessions WHERE device_id = $1 AND address = $2")
+    has_session: str = _sql("SELECT 1 FROM {p}sessions WHERE device_id = $1 AND address = $2")
+    # A user's addresses are "user@..." and "user:...": two prefix ranges of the
+    # primary key ('@' + 1 = 'A', ':' + 1 = ';'), so both lookups use the index.
+    has_user_state: str = _sql(
+        "SELECT EXISTS (SELECT 1 FROM {p}sessions WHERE device_id = $1 AND ((address >= $2 AND "
+        "address < $3) OR (address >= $4 AND address < $5))) OR EXISTS (SELECT 1 FROM "
+        "{p}identities WHERE device_id = $1 AND ((address >= $2 AND address < $3) OR (address >= "
+        "$4 AND address < $5)))"
+    )
+    delete_user_sessions: str = _sql(
+        "DELETE FROM {p}sessions WHERE device_id = $1 AND ((address >= $2 AND address < $3) OR "
+        "(address >= $4 AND address < $5))"
+    )
+    delete_user_identities: str = _sql(
+        "DELETE FROM {p}identities WHERE device_id = $1 AND ((address >= $2 AND address < $3) OR "
+        "(address >= $4 AND address < $5))"
+    )
+    delete_user_sender_keys: str = _sql(
+        "DELETE FROM {p}sender_keys WHERE device_id = $1 AND ({instr}(address, $2) > 0 OR "
+        "{instr}(address, $3) > 0)"
+    )
+    # -- pre-keys -----------------------------------------------------------
+    store_prekey: str = _sql(
+        "INSERT INTO {p}prekeys (device_id, id, record, uploaded) VALUES ($1, $2, $3, $4) ON "
+        "CONFLICT (device_id, id) DO UPDATE SET record = excluded.record, uploaded = "
+        "excluded.uploaded"
+    )
+    load_prekey: str = _sql("SELECT record FROM {p}prekeys WHERE device_id = $1 AND id = $2")
+    load_unuploaded_prekeys: str = _sql(
+        "SELECT id, record FROM {p}prekeys WHERE device_id = $1 AND uploaded = FALSE ORDER BY id "
+        "LIMIT $2"
+    )
+    mark_prekey_uploaded: str = _sql(
+        "UPDATE {p}prekeys SET uploaded = TRUE WHERE device_id = $1 AND id = $2 AND uploaded = "
+        "FALSE"
+    )
+    remove_prekey: str = _sql("DELETE FROM {p}prekeys WHERE device_id = $1 AND id = $2")
+    max_prekey_id: str = _sql("SELECT COALESCE(MAX(id), 0) FROM {p}prekeys WHERE device_id = $1")
+    count_prekeys: str = _sql(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN uploaded THEN 1 ELSE 0 END), 0) FROM {p}prekeys "
+        "WHERE device_id = $1"
+    )
+    # -- signed pre-keys ----------------------------------------------------
+    store_signed_prekey: str = _sql(
+        "INSERT INTO {p}signed_prekeys (device_id, id, record) VALUES ($1, $2, $3) ON CONFLICT "
+        "(device_id, id) DO UPDATE SET record = excluded.record"
+    )
+    load_signed_prekey: str = _sql(
+        "SELECT record FROM {p}signed_prekeys WHERE device_id = $1 AND id = $2"
+    )
+    load_all_signed_prekeys: str = _sql(
+        "SELECT id, record FROM {p}signed_prekeys WHERE device_id = $1 ORDER BY id"
+    )
+    remove_signed_prekey: str = _sql(
+        "DELETE FROM {p}signed_prekeys WHERE device_id = $1 AND id = $2"
+    )
+    # -- sender keys --------------------------------------------------------
+    put_sender_key: str = _sql(
+        "INSERT INTO {p}sender_keys (device_id, address, record) VALUES ($1, $2, $3) ON CONFLICT "
+        "(device_id, address) DO UPDATE SET record = excluded.record"
+    )
+    get_sender_key: str = _sql(
+        "SELECT record FROM {p}sender_keys WHERE device_id = $1 AND address = $2"
+    )
+    delete_sender_key: str = _sql(
+        "DELETE FROM {p}sender_keys WHERE device_id = $1 AND address = $2"
+    )
+    # -- app-state sync -----------------------------------------------------
+    get_sync_key: str = _sql(
+        "SELECT key_data, fingerprint, timestamp FROM {p}sync_keys WHERE device_id = $1 AND key_id "
+        "= $2"
+    )
+    set_sync_key: str = _sql(
+        "INSERT INTO {p}sync_keys (device_id, key_id, key_data, fingerprint, timestamp) VALUES "
+        "($1, $2, $3, $4, $5) ON CONFLICT (device_id, key_id) DO UPDATE SET key_data = "
+        "excluded.key_data, fingerprint = excluded.fingerprint, timestamp = excluded.timestamp "
+        "WHERE {p}sync_keys.timestamp <= excluded.timestamp"
+    )
+    delete_sync_key: str = _sql("DELETE FROM {p}sync_keys WHERE device_id = $1 AND key_id = $2")
+    latest_sync_key_id: str = _sql(
+        "SELECT key_id FROM {p}sync_keys WHERE device_id = $1 ORDER BY timestamp DESC, key_id DESC "
+        "LIMIT 1"
+    )
+    get_version: str = _sql(
+        "SELECT version, hash FROM {p}app_state_versions WHERE device_id = $1 AND name = $2"
+    )
+    set_version: str = _sql(
+        "INSERT INTO {p}app_state_versions (device_id, name, version, hash) VALUES ($1, $2, $3, "
+        "$4) ON CONFLICT (device_id, name) DO UPDATE SET version = excluded.version, hash = "
+        "excluded.hash"
+    )
+    put_mutation_mac: str = _sql(
+        "INSERT INTO {p}app_state_macs (device_id, name, index_mac, version, value_mac) VALUES "
+        "($1, $2, $3, $4, $5) ON CONFLICT (device_id, name, index_mac) DO UPDATE SET version = "
+        "excluded.version, value_mac = excluded.value_mac"
+    )
+    get_mutation_mac: str = _sql(
+        "SELECT value_mac FROM {p}app_state_macs WHERE device_id = $1 AND name = $2 AND index_mac "
+        "= $3"
+    )
+    all_mutation_macs: str = _sql(
+        "SELECT index_mac, value_mac FROM {p}app_state_macs WHERE device_id = $1 AND name = $2"
+    )
+    delete_mutation_mac: str = _sql(
+        "DELETE FROM {p}app_state_macs WHERE device_id = $1 AND name = $2 AND index_mac = $3"
+    )
+    clear_mutation_macs: str = _sql(
+        "DELETE FROM {p}app_state_macs WHERE device_id = $1 AND name = $2"
+    )
+    # -- sender-key distribution --------------------------------------------
+    get_sender_key_devices: str = _sql(
+        "SELECT device_jid, has_key FROM {p}sender_key_devices WHERE device_id = $1 AND group_jid "
+        "= $2 ORDER BY device_jid"
+    )
+    set_sender_key_status: str = _sql(
+        "INSERT INTO {p}sender_key_devices (device_id, group_jid, device_jid, has_key) VALUES ($1, "
+        "$2, $3, $4) ON CONFLICT (device_id, group_jid, device_jid) DO UPDATE SET has_key = "
+        "excluded.has_key"
+    )
+    clear_sender_key_devices: str = _sql(
+        "DELETE FROM {p}sender_key_devices WHERE device_id = $1 AND group_jid = $2"
+    )
+    delete_sender_key_device_rows: str = _sql(
+        "DELETE FROM {p}sender_key_devices WHERE device_id = $1 AND device_jid = $2"
+    )
+    clear_all_sender_key_devices: str = _sql(
+        "DELETE FROM {p}sender_key_devices WHERE device_id = $1"
+    )
+    # -- LID <-> PN ---------------------------------------------------------
+    get_lid_mapping: str = _sql(
+        "SELECT lid, phone_number, created_at, updated_at, learning_source FROM {p}lid_pn_mappings "
+        "WHERE device_id = $1 AND lid = $2"
+    )
+    get_pn_mapping: str = _sql(
+        "SELECT lid, phone_number, created_at, updated_at, learning_source FROM {p}lid_pn_mappings "
+        "WHERE device_id = $1 AND phone_number = $2 ORDER BY updated_at DESC, lid DESC LIMIT 1"
+    )
+    put_lid_mapping: str = _sql(
+        "INSERT INTO {p}lid_pn_mappings (device_id, lid, phone_number, created_at, updated_at, "
+        "learning_source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, lid) DO UPDATE "
+        "SET phone_number = excluded.phone_number, updated_at = excluded.updated_at, "
+        "learning_source = excluded.learning_source"
+    )
+    get_all_lid_mappings: str = _sql(
+        "SELECT lid, phone_number, created_at, updated_at, learning_source FROM {p}lid_pn_mappings "
+        "WHERE device_id = $1 ORDER BY lid"
+    )
+    # -- base keys ----------------------------------------------------------
+    save_base_key: str = _sql(
+        "INSERT INTO {p}base_keys (device_id, address, message_id, key) VALUES ($1, $2, $3, $4) ON "
+        "CONFLICT (device_id, address, message_id) DO UPDATE SET key = excluded.key"
+    )
+    get_base_key: str = _sql(
+        "SELECT key FROM {p}base_keys WHERE device_id = $1 AND address = $2 AND message_id = $3"
+    )
+    delete_base_key: str = _sql(
+        "DELETE FROM {p}base_keys WHERE device_id = $1 AND address = $2 AND message_id = $3"
+    )
+    # -- device registry ----------------------------------------------------
+    update_device_list: str = _sql(
+        "INSERT INTO {p}device_lists (device_id, user_id, devices, timestamp, phash, raw_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, user_id) DO UPDATE SET devices = "
+        "excluded.devices, timestamp = excluded.timestamp, phash = excluded.phash, raw_id = "
+        "excluded.raw_id"
+    )
+    get_devices: str = _sql(
+        "SELECT devices, timestamp, phash, raw_id FROM {p}device_lists WHERE device_id = $1 AND "
+        "user_id = $2"
+    )
+    delete_devices: str = _sql("DELETE FROM {p}device_lists WHERE device_id = $1 AND user_id = $2")
+    # -- tc tokens ----------------------------------------------------------
+    get_tc_token: str = _sql(
+        "SELECT token, token_timestamp, sender_timestamp FROM {p}tc_tokens WHERE device_id = $1 "
+        "AND jid = $2"
+    )
+    put_tc_token: str = _sql(
+        "INSERT INTO {p}tc_tokens (device_id, jid, token, token_timestamp, sender_timestamp) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, jid) DO UPDATE SET token = "
+        "excluded.token, token_timestamp = excluded.token_timestamp, sender_timestamp = "
+        "excluded.sender_timestamp"
+    )
+    delete_tc_token: str = _sql("DELETE FROM {p}tc_tokens WHERE device_id = $1 AND jid = $2")
+    all_tc_token_jids: str = _sql("SELECT jid FROM {p}tc_tokens WHERE device_id = $1 ORDER BY jid")
+    delete_expired_tc_tokens: str = _sql(
+        "DELETE FROM {p}tc_tokens WHERE device_id = $1 AND (length(token) = 0 OR token_timestamp < "
+        "$2) AND (sender_timestamp IS NULL OR sender_timestamp < $3)"
+    )
+    # One statement each, so that both are atomic against each other and
+    # against concurrent writers on either database.
+    touch_tc_token_sender: str = _sql(
+        "INSERT INTO {p}tc_tokens (device_id, jid, token, token_timestamp, sender_timestamp) "
+        "VALUES ($1, $2, $3, 0, $4) ON CONFLICT (device_id, jid) DO UPDATE SET sender_timestamp = "
+        "excluded.sender_timestamp WHERE {p}tc_tokens.sender_timestamp IS NULL OR "
+        "{p}tc_tokens.sender_timestamp < excluded.sender_timestamp"
+    )
+    store_received_tc_token: str = _sql(
+        "INSERT INTO {p}tc_tokens (device_id, jid, token, token_timestamp, sender_timestamp) "
+        "VALUES ($1, $2, $3, $4, NULL) ON CONFLICT (device_id, jid) DO UPDATE SET token = "
+        "excluded.token, token_timestamp = excluded.token_timestamp WHERE "
+        "length({p}tc_tokens.token) = 0 OR {p}tc_tokens.token_timestamp < excluded.token_timestamp"
+    )
+    # -- sent messages ------------------------------------------------------
+    store_sent_message: str = _sql(
+        "INSERT INTO {p}sent_messages (device_id, chat, message_id, payload, created_at) VALUES "
+        "($1, $2, $3, $4, $5) ON CONFLICT (device_id, chat, message_id) DO UPDATE SET payload = "
+        "excluded.payload, created_at = excluded.created_at"
+    )
+    take_sent_message: str = _sql(
+        "DELETE FROM {p}sent_messages WHERE device_id = $1 AND chat = $2 AND message_id = $3 "
+        "RETURNING payload"
+    )
+    delete_expired_sent_messages: str = _sql(
+        "DELETE FROM {p}sent_messages WHERE device_id = $1 AND created_at < $2"
+    )
+    # -- message secrets ----------------------------------------------------
+    put_msg_secret: str = _sql(
+        "INSERT INTO {p}msg_secrets (device_id, chat, sender, msg_id, secret, expires_at, "
+        "message_ts) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, chat, sender, "
+        "msg_id) DO UPDATE SET secret = excluded.secret, expires_at = CASE WHEN "
+        "{p}msg_secrets.expires_at = 0 OR excluded.expires_at = 0 THEN 0 ELSE "
+        "{greatest}({p}msg_secrets.expires_at, excluded.expires_at) END, message_ts = "
+        "{greatest}({p}msg_secrets.message_ts, excluded.message_ts)"
+    )
+    get_msg_secret: str = _sql(
+        "SELECT secret, expires_at, message_ts FROM {p}msg_secrets WHERE device_id = $1 AND chat = "
+        "$2 AND sender = $3 AND msg_id = $4"
+    )
+    delete_expired_msg_secrets: str = _sql(
+        "DELETE FROM {p}msg_secrets WHERE device_id = $1 AND expires_at <> 0 AND expires_at < $2"
+    )
+    # -- pending inbound ----------------------------------------------------
+    store_pending_inbound: str = _sql(
+        "INSERT INTO {p}pending_inbound (device_id, chat, sender, message_id, payload, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, chat, sender, message_id) DO "
+        "UPDATE SET payload = excluded.payload, created_at = excluded.created_at"
+    )
+    get_pending_inbound: str = _sql(
+        "SELECT payload FROM {p}pending_inbound WHERE device_id = $1 AND chat = $2 AND sender = $3 "
+        "AND message_id = $4"
+    )
+    delete_pending_inbound: str = _sql(
+        "DELETE FROM {p}pending_inbound WHERE device_id = $1 AND chat = $2 AND sender = $3 AND "
+        "message_id = $4"
+    )
+    delete_expired_pending_inbound: str = _sql(
+        "DELETE FROM {p}pending_inbound WHERE device_id = $1 AND created_at < $2"
+    )
+    # -- group metadata -----------------------------------------------------
+    get_group_metadata: str = _sql(
+        "SELECT blob FROM {p}group_metadata WHERE device_id = $1 AND group_jid = $2"
+    )
+    put_group_metadata: str = _sql(
+        "INSERT INTO {p}group_metadata (device_id, group_jid, blob) VALUES ($1, $2, $3) ON "
+        "CONFLICT (device_id, group_jid) DO UPDATE SET blob = excluded.blob"
+    )
+    delete_group_metadata: str = _sql(
+        "DELETE FROM {p}group_metadata WHERE device_id = $1 AND group_jid = $2"
+    )
+    # -- device rows --------------------------------------------------------
+    insert_device: str = _sql(
+        f"INSERT INTO {{p}}device (id, {_DEVICE_COLS}) VALUES ($1, {_DEVICE_PARAMS})"
+    )
+    insert_device_if_missing: str = _sql(
+        f"INSERT INTO {{p}}device (id, {_DEVICE_COLS}) VALUES ($1, {_DEVICE_PARAMS}) "
+        "ON CONFLICT (id) DO NOTHING"
+    )
+    insert_device_auto: str = _sql(
+        f"INSERT INTO {{p}}device ({_DEVICE_COLS}) VALUES "
+        f"({', '.join(f'${i}' for i in range(1, len(DEVICE_COLUMNS) + 1))}) RETURNING id"
+    )
+    update_device: str = _sql(f"UPDATE {{p}}device SET {_DEVICE_SET} WHERE id = $1")
+    # Lease fencing: a process that lost the account lease cannot overwrite the
+    # device row of the process that took it over.
+    update_device_fenced: str = _sql(
+        f"UPDATE {{p}}device SET {_DEVICE_SET} WHERE id = $1 AND EXISTS "
+        f"(SELECT 1 FROM {{p}}leases WHERE device_id = $1 AND token = ${len(DEVICE_COLUMNS) + 2})"
+    )
+    load_device: str = _sql(f"SELECT {_DEVICE_COLS} FROM {{p}}device WHERE id = $1")
+    device_exists: str = _sql("SELECT 1 FROM {p}device WHERE id = $1")
+    list_devices: str = _sql("SELECT id FROM {p}device ORDER BY id")
+    first_devices: str = _sql("SELECT id FROM {p}device ORDER BY id LIMIT 11")
+    find_device: str = _sql(
+        "SELECT id FROM {p}device WHERE pn_user = $1 OR lid_user = $1 ORDER BY id LIMIT 1"
+    )
+    delete_device: str = _sql("DELETE FROM {p}device WHERE id = $1")
+    # -- leases -------------------------------------------------------------
+    get_lease: str = _sql(
+        "SELECT token, holder, host, pid, expires_at FROM {p}leases WHERE device_id = $1"
+    )
+    put_lease: str = _sql(
+        "INSERT INTO {p}leases (device_id, token, holder, host, pid, expires_at) VALUES ($1, $2, "
+        "$3, $4, $5, $6) ON CONFLICT (device_id) DO UPDATE SET token = excluded.token, holder = "
+        "excluded.holder, host = excluded.host, pid = excluded.pid, expires_at = "
+        "excluded.expires_at"
+    )
+    renew_lease: str = _sql(
+        "UPDATE {p}leases SET expires_at = $3 WHERE device_id = $1 AND token = $2"
+    )
+    release_lease: str = _sql("DELETE FROM {p}leases WHERE device_id = $1 AND token = $2")
+
+    def __post_init__(self) -> None:
+        prefix = check_prefix(self.prefix)
+        words = _DIALECT[self.dialect]
+        for f in fields(self)[2:]:
+            sql = getattr(self, f.name).format(p=prefix, **words)
+            if self.dialect == "sqlite":
+                sql = to_sqlite(sql)
+            object.__setattr__(self, f.name, sql)
+
+    def __repr__(self) -> str:
+        return f"Queries({self.dialect!r}, {self.prefix!r})"
 
 
 def to_sqlite(sql: str) -> str:
     """``$n`` placeholders -> ``?n``."""
     return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+# -- the statements whose form differs per dialect ----------------------------------
+
+BatchMode = Literal["each", "rows", "arrays"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch write: one statement over many rows, each ``(*head, *row, *tail)``.
+
+    ``mode`` says how the engine runs it: ``each`` runs the one-row statement
+    ``sql`` for every row (``executemany``: rows with one key merge as sequential
+    calls would); ``rows`` (SQLite) puts up to 64 rows in one multi-row
+    ``INSERT`` of the one-row statement ``sql``; ``arrays`` (PostgreSQL) runs
+    ``sql`` once with the head, one array per row column, then the tail.
+    """
+
+    sql: str
+    mode: BatchMode
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRead:
+    """A read by many keys: the rows of ``head`` + one key, for many keys at once.
+
+    SQLite: ``sql`` has an ``IN ({inlist})`` the engine fills with placeholders;
+    PostgreSQL: ``sql`` takes the keys as one array parameter after the head.
+    """
+
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialectQueries:
+    """The statements one dialect writes its own way: multi-key reads and batches."""
+
+    get_sessions: KeyRead
+    load_prekeys: KeyRead
+    get_mutation_macs: KeyRead
+    put_identities: Batch
+    put_sessions: Batch
+    put_sender_keys: Batch
+    store_prekeys: Batch
+    """Rows ``(id, record)``, tail ``(uploaded,)``."""
+    put_mutation_macs: Batch
+    """Head ``(device_id, name, version)``, rows ``(index_mac, value_mac)``."""
+    set_sender_key_status: Batch
+    mark_prekeys_uploaded: Batch
+    delete_mutation_macs: Batch
+    delete_sender_key_device_rows: Batch
+    put_lid_mappings: Batch
+    update_device_lists: Batch
+    put_msg_secrets: Batch
+    after_explicit_device_id: str | None
+    """Run after ``insert_device_if_missing`` created a row with a given id (PostgreSQL
+    moves its identity sequence past it); None when nothing is needed."""
+    lock_accounts: str | None
+    """Run first in a transaction that must not interleave with another process's
+    creation of accounts (PostgreSQL: the schema's advisory transaction lock); None
+    where every write transaction excludes the others (SQLite's ``BEGIN IMMEDIATE``)."""

@@ -1,0 +1,36 @@
+"""PostgresStore: many accounts, many processes, one PostgreSQL database (``postgresql://``).
+
+The package is the PostgreSQL engine of the one SQL backend
+(:mod:`wastore.backends.sql`):
+
+- ``engine``: how statements run on pooled connections (retries, timeouts,
+  transactions and savepoints);
+- ``pool``: wastore's own pool of asyncpg connections, or a given ``asyncpg.Pool``;
+- ``statements``: PostgreSQL's forms of batches and multi-key reads (``unnest``);
+- ``errors``: what is transient, what may run again, driver errors translated;
+- ``leases``: account leases as advisory locks;
+- ``store``: :class:`PostgresStore`, the container (opening, snapshots);
+- ``url``: ``postgresql://`` URLs and options.
+"""
+
+# The account class of the one SQL backend, under the name it had before it was shared.
+from ..sql.account import SqlAccount as PostgresBackend
+from .engine import PostgresEngine
+from .errors import display_url
+from .leases import LEASE_CHECK_INTERVAL, lock_class
+from .statements import STATEMENTS
+from .store import PostgresStore, read_schema_version
+from .url import open_postgres, parse_postgres_url
+
+__all__ = [
+    "LEASE_CHECK_INTERVAL",
+    "STATEMENTS",
+    "PostgresBackend",
+    "PostgresEngine",
+    "PostgresStore",
+    "display_url",
+    "lock_class",
+    "open_postgres",
+    "parse_postgres_url",
+    "read_schema_version",
+]

@@ -1,0 +1,532 @@
+"""PostgresEngine: how the SQL backend runs on one PostgreSQL database.
+
+Design (measured on a 2-core machine, server on the same host; see
+``benchmarks/pg_quick.py`` and ``docs/postgres.md``):
+
+- **One small pool per Container** (:mod:`.pool`), shared by every account
+  (``pool_size``, default 10, the lease connection included).
+- **Statements** are the shared ones of :mod:`wastore.backends.sql.queries`
+  and PostgreSQL's own batches and multi-key reads (:mod:`.statements`),
+  prepared once per connection by asyncpg. A single statement runs in
+  autocommit mode: no ``BEGIN``/``COMMIT`` round trips.
+- **Retries** (:mod:`.errors`): while the server cannot be reached, a call is
+  retried with backoff for ``retry_timeout`` seconds (default 5), then raised
+  as :class:`~wastore.BackendUnavailableError`. A statement whose connection
+  died after it was sent runs again only if running it twice is harmless
+  (reads, upserts), never otherwise (``take_sent_message``, ``create_device``,
+  deletes that return a count), and never inside a transaction, which the
+  server then rolls back.
+- **Timeouts**: one watchdog task per container closes the connection of any
+  statement running longer than ``command_timeout`` (default 30 s); asyncpg's
+  per-call timeout schedules a timer around every statement, 5 µs of a 30 µs
+  read. Each connection attempt is bounded by ``connect_timeout``.
+- **Transactions** begin in :meth:`PostgresEngine._begin_on` and commit in
+  :meth:`PostgresEngine._commit_on` (``transaction()`` blocks and atomic
+  calls alike). ``backend.transaction()`` holds one connection for the block;
+  nested blocks and multi-statement calls inside it are savepoints. A
+  statement that fails inside a block aborts the PostgreSQL transaction:
+  later calls in the block raise :class:`~wastore.StoreError`, and the block
+  rolls back and raises instead of committing (a nested block that raises
+  rolls back to its savepoint, and the outer block can go on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, NoReturn, TypeVar
+
+import asyncpg
+
+from ...errors import BackendUnavailableError, StoreError
+from .. import _txn
+from ..options import StoreOptions
+from ..retry import POSTGRES_UNREACHABLE, Budget
+from ..sql.engine import Args, Block, Rows, Statements
+from ..sql.queries import Batch, KeyRead, Queries
+from .errors import (
+    Conn,
+    connect_transient,
+    connection_ok,
+    lost,
+    message,
+    reraise,
+    retry_after_send,
+    translate,
+)
+from .leases import PostgresLeases
+from .pool import Pool, PoolBusy
+from .statements import dialect_queries
+
+log = logging.getLogger("wastore.postgres")
+
+T = TypeVar("T")
+Op = Callable[[Conn], Awaitable[Any]]
+
+DEFAULT_POOL_SIZE: Final = 10
+DEFAULT_RETRY_TIMEOUT: Final = 5.0
+DEFAULT_COMMAND_TIMEOUT: Final = 30.0
+STATEMENT_CACHE_SIZE: Final = 256
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostgresOptions(StoreOptions):
+    """The options of an open PostgreSQL store (checked by :meth:`PostgresStore.open`)."""
+
+    retry_timeout: float
+    command_timeout: float
+    connect_timeout: float
+    snapshot_dir: Path
+    application_name: str
+
+
+def status_count(status: str) -> int:
+    """The row count of a command status (``"DELETE 3"``, ``"INSERT 0 1"``)."""
+    try:
+        return int(status.rsplit(" ", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+class _Txn:
+    """The connection of an open ``transaction()`` block and whether a call in it failed."""
+
+    __slots__ = ("conn", "failed")
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.failed: BaseException | None = None
+
+
+class PostgresEngine:
+    """A pool of connections to one database and how statements run on them."""
+
+    def __init__(self, pool: Pool, options: PostgresOptions, where: str) -> None:
+        self.pool = pool
+        self.opts = options
+        self.where = where
+        self.q = Queries("postgres", options.prefix)
+        self.dq = dialect_queries(self.q)
+        self._closed = False
+        # command_timeout: the start time of every statement in flight, by connection;
+        # a watchdog closes the connection of one that runs too long (see _watch).
+        self._inflight: dict[Conn, float] = {}
+        self._timed_out: set[Conn] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self.leases = PostgresLeases(self)
+
+    # -- life ----------------------------------------------------------------
+    def start_watchdog(self) -> None:
+        self._watchdog = asyncio.get_running_loop().create_task(
+            self._watch(), name="wastore-postgres-watchdog"
+        )
+
+    async def close(self) -> None:
+        """Release the leases and close the pool's connections. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        await self.leases.close()
+        await self.pool.close()
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise BackendUnavailableError(f"the PostgreSQL store {self.where} is closed")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def _watch(self) -> None:
+        """Close the connection of any statement running longer than ``command_timeout``.
+
+        One coarse timer for the whole store instead of asyncpg's per-call timeout,
+        which schedules and cancels a timer around every statement (5 µs of a
+        30 µs primary-key read). The call then fails with BackendUnavailableError.
+        """
+        limit = self.opts.command_timeout
+        period = min(1.0, limit / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for conn, started in list(self._inflight.items()):
+                if now - started > limit and conn not in self._timed_out:
+                    self._timed_out.add(conn)
+                    log.warning(
+                        "a statement on %s ran longer than command_timeout (%gs): "
+                        "closing its connection",
+                        self.where,
+                        limit,
+                    )
+                    conn.terminate()
+
+    async def timed(self, conn: Conn, aw: Awaitable[T]) -> T:
+        """Await ``aw``, statements on ``conn``, under the command_timeout watchdog."""
+        inflight = self._inflight
+        inflight[conn] = time.monotonic()
+        try:
+            return await aw
+        finally:
+            inflight.pop(conn, None)
+
+    def late(self, conn: Conn, err: BaseException) -> None:
+        """Raise BackendUnavailableError if ``conn`` failed because the watchdog closed it."""
+        if conn in self._timed_out:
+            self._timed_out.discard(conn)
+            raise BackendUnavailableError(
+                f"a statement on {self.where} ran longer than command_timeout "
+                f"({self.opts.command_timeout:g}s): its connection was closed, and it may "
+                "or may not have taken effect"
+            ) from err
+
+    # -- connections and retries -------------------------------------------------
+    def budget(self) -> Budget:
+        """The retry budget of one call."""
+        return Budget(self.opts.retry_timeout, POSTGRES_UNREACHABLE)
+
+    async def backoff(self, budget: Budget, err: BaseException, what: str) -> None:
+        """Wait before the next attempt, or raise once the budget is spent."""
+        if not await budget.pause():
+            raise BackendUnavailableError(
+                f"PostgreSQL at {self.where} stayed unreachable for {budget.total:g}s while "
+                f"{what} (last error: {message(err)}); it is retried on the next call"
+            ) from err
+
+    def reraise(self, err: BaseException, action: str) -> NoReturn:
+        reraise(err, action, self.where)
+
+    async def get_conn(self, budget: Budget) -> Conn:
+        """A connection from the pool, retrying while the server is unreachable."""
+        while True:
+            self.check_open()
+            try:
+                return await self.pool.acquire(
+                    self.opts.command_timeout, min(self.opts.connect_timeout, budget.remaining())
+                )
+            except PoolBusy:
+                raise BackendUnavailableError(
+                    f"no connection of the pool ({self.pool.size}) came free within "
+                    f"{self.opts.command_timeout:g}s (command_timeout): raise pool_size, or "
+                    "look for long transactions"
+                ) from None
+            except Exception as err:
+                if not connect_transient(err):
+                    raise translate(err, "connect", self.where) from err
+                await self.backoff(budget, err, "connecting")
+
+    async def _put_back(self, conn: Conn, err: BaseException) -> None:
+        if connection_ok(conn, err):
+            await self.pool.release(conn)
+        else:
+            self.pool.discard(conn)
+
+    # -- the primitives ------------------------------------------------------
+    async def one(self, sql: str, args: Sequence[Any]) -> Any:
+        return await self._call("fetchrow", sql, args)
+
+    async def value(self, sql: str, args: Sequence[Any]) -> Any:
+        return await self._call("fetchval", sql, args)
+
+    async def rows(self, sql: str, args: Sequence[Any], *, expect: int | None = 0) -> list[Any]:
+        rows: list[Any] = await self._call("fetch", sql, args)
+        return rows
+
+    async def by_keys(self, stmt: KeyRead, head: tuple[Any, ...], keys: Sequence[Any]) -> list[Any]:
+        rows: list[Any] = await self._call("fetch", stmt.sql, (*head, keys))
+        return rows
+
+    async def write(self, sql: str, args: Sequence[Any], *, idempotent: bool = True) -> int:
+        return status_count(await self._call("execute", sql, args, idempotent))
+
+    async def write_returning(self, sql: str, args: Sequence[Any]) -> Any:
+        return await self._call("fetchrow", sql, args, False)
+
+    async def batch(self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args = ()) -> None:
+        if not rows:
+            return
+        if stmt.mode == "arrays":
+            columns = [list(c) for c in zip(*rows, strict=True)]
+            await self._call("execute", stmt.sql, (*head, *columns, *tail))
+        elif stmt.mode == "each":
+            # executemany: one round trip, one implicit transaction (atomic)
+            await self._call("executemany", stmt.sql, ([(*head, *r, *tail) for r in rows],))
+        else:
+            raise ValueError(f"PostgreSQL runs no {stmt.mode!r} batch")
+
+    async def atomic(self, block: Block[T], *, items: int = 1, idempotent: bool = False) -> T:
+        result: T = await self._atomic(lambda c: block(Tx(c)), idempotent=idempotent)
+        return result
+
+    async def read_snapshot(self, statements: Statements) -> list[Rows]:
+        """The statements in one REPEATABLE READ read-only transaction."""
+        self.check_open()
+
+        async def run(conn: Conn) -> list[Rows]:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return [
+                    [tuple(r) for r in await conn.fetch(sql, *args)] for sql, args in statements
+                ]
+
+        result: list[Rows] = await self.with_conn(run, True)
+        return result
+
+    def unique_violation(self, err: BaseException | None) -> bool:
+        return isinstance(err, asyncpg.UniqueViolationError)
+
+    # -- the execution core ------------------------------------------------
+    async def _call(self, kind: str, sql: str, args: Sequence[Any], idempotent: bool = True) -> Any:
+        """One statement, ``conn.<kind>(sql, *args)`` (``kind``: fetch, fetchrow, fetchval,
+        execute or executemany), in the task's transaction or on a pooled connection.
+
+        ``idempotent``: running it twice is harmless, so it may run again when its
+        connection died after it was sent.
+        """
+        st = _txn.current(self)
+        if st is not None:
+            return await self._in_txn(st.data, lambda c: getattr(c, kind)(sql, *args))
+        conn = self.pool.take_nowait()
+        if conn is None:
+            return await self.with_conn(lambda c: getattr(c, kind)(sql, *args), idempotent)
+        inflight = self._inflight  # timed(), inlined on the hot path
+        inflight[conn] = time.monotonic()
+        try:
+            result = await getattr(conn, kind)(sql, *args)
+        except BaseException as err:
+            del inflight[conn]
+            await self._put_back(conn, err)
+            self.late(conn, err)
+            if isinstance(err, Exception) and retry_after_send(err, idempotent):
+                return await self.with_conn(lambda c: getattr(c, kind)(sql, *args), idempotent, err)
+            reraise(err, "statement", self.where)
+        del inflight[conn]
+        self.pool.give(conn)
+        return result
+
+    async def with_conn(self, op: Op, idempotent: bool, first: BaseException | None = None) -> Any:
+        """Run ``op(conn)`` on a pooled connection, retrying within the budget."""
+        budget = self.budget()
+        if first is not None:
+            await self.backoff(budget, first, "running a statement")
+        while True:
+            conn = await self.get_conn(budget)
+            try:
+                result = await self.timed(conn, op(conn))
+            except BaseException as err:
+                await self._put_back(conn, err)
+                self.late(conn, err)
+                if isinstance(err, Exception) and retry_after_send(err, idempotent):
+                    await self.backoff(budget, err, "running a statement")
+                    continue
+                reraise(err, "statement", self.where)
+            await self.pool.release(conn)
+            return result
+
+    async def _in_txn(self, tx: _Txn, op: Op) -> Any:
+        """A single statement inside the task's transaction: never retried; if it fails,
+        the PostgreSQL transaction is aborted (see the module docstring)."""
+        self._check_failed(tx)
+        try:
+            return await self.timed(tx.conn, op(tx.conn))
+        except BaseException as err:
+            tx.failed = err
+            self.late(tx.conn, err)
+            reraise(err, "statement in a transaction", self.where)
+
+    @staticmethod
+    def _check_failed(tx: _Txn) -> None:
+        if tx.failed is not None:
+            raise StoreError(
+                "the transaction was aborted by an earlier failed call "
+                f"({message(tx.failed)}); leave the transaction() block: it rolls back"
+            ) from tx.failed
+
+    async def _atomic(self, fn: Op, *, idempotent: bool) -> Any:
+        """Run ``fn(conn)`` (several statements) as one transaction, or as a savepoint
+        inside the task's transaction (a failure then undoes only this call)."""
+        st = _txn.current(self)
+        if st is None:
+
+            async def run(conn: Conn) -> Any:
+                await self._begin_on(conn)
+                try:
+                    result = await fn(conn)
+                except BaseException:
+                    if not conn.is_closed():  # else the server rolled back already
+                        with contextlib.suppress(Exception):
+                            await conn.execute("ROLLBACK")
+                    raise
+                try:
+                    await self._commit_on(conn)
+                except Exception as err:
+                    if idempotent or not lost(err):
+                        raise
+                    raise BackendUnavailableError(
+                        f"the connection to {self.where} was lost at COMMIT: the transaction "
+                        f"may or may not have been committed ({message(err)})"
+                    ) from err
+                return result
+
+            # Until COMMIT is sent nothing is committed: a block whose connection died
+            # (or that a deadlock rolled back) runs again; a lost COMMIT is raised above.
+            return await self.with_conn(run, True)
+        tx: _Txn = st.data
+        await self._in_txn(tx, lambda c: c.execute("SAVEPOINT wastore_call"))
+        try:
+            result = await self.timed(tx.conn, fn(tx.conn))
+        except BaseException as err:
+            await self._undo_savepoint(tx, "wastore_call")
+            self.late(tx.conn, err)
+            reraise(err, "write in a transaction", self.where)
+        await self._in_txn(tx, lambda c: c.execute("RELEASE SAVEPOINT wastore_call"))
+        return result
+
+    async def _begin_on(self, conn: Conn) -> None:
+        """Open a transaction on ``conn`` (every transaction of this engine begins here)."""
+        await conn.execute("BEGIN")
+
+    async def _commit_on(self, conn: Conn) -> None:
+        """Commit the transaction of ``conn`` (every transaction of this engine ends here)."""
+        await conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        st = _txn.current(self)
+        if st is not None:
+            async with self._savepoint(st):
+                yield
+            return
+        tx = _Txn(await self._begin())
+        state: _txn.TxnState[_Txn] = _txn.TxnState(self, tx)
+        token = _txn.push(state)
+        try:
+            yield
+        except BaseException:
+            _txn.pop(token)
+            await self._rollback(tx)
+            raise
+        _txn.pop(token)
+        if tx.failed is not None:
+            await self._rollback(tx)
+            if lost(tx.failed):
+                raise BackendUnavailableError(
+                    f"the connection to {self.where} was lost inside the transaction, "
+                    f"which was rolled back ({message(tx.failed)})"
+                ) from tx.failed
+            raise StoreError(
+                f"the transaction was rolled back: a call inside it failed ({message(tx.failed)})"
+            ) from tx.failed
+        await self._commit(tx)
+
+    async def _begin(self) -> Conn:
+        """A pooled connection with an open transaction (nothing has run yet: retried)."""
+        budget = self.budget()
+        while True:
+            conn = await self.get_conn(budget)
+            try:
+                await self.timed(conn, self._begin_on(conn))
+            except BaseException as err:
+                await self._put_back(conn, err)
+                self.late(conn, err)
+                if isinstance(err, Exception) and lost(err):
+                    await self.backoff(budget, err, "starting a transaction")
+                    continue
+                reraise(err, "begin", self.where)
+            return conn
+
+    async def _rollback(self, tx: _Txn) -> None:
+        conn = tx.conn
+        try:
+            await self.timed(conn, conn.execute("ROLLBACK"))
+        except Exception as err:  # the server rolls back when the connection goes
+            log.info("rollback failed, dropping the connection: %s", message(err))
+            self.pool.discard(conn)
+        except BaseException:
+            self.pool.discard(conn)
+            raise
+        else:
+            await self.pool.release(conn)
+
+    async def _commit(self, tx: _Txn) -> None:
+        conn = tx.conn
+        try:
+            await self.timed(conn, self._commit_on(conn))
+        except BaseException as err:
+            self.pool.discard(conn)
+            self.late(conn, err)
+            if isinstance(err, Exception) and lost(err):
+                raise BackendUnavailableError(
+                    f"the connection to {self.where} was lost at COMMIT: the transaction "
+                    f"may or may not have been committed ({message(err)})"
+                ) from err
+            reraise(err, "commit", self.where)
+        await self.pool.release(conn)
+
+    @asynccontextmanager
+    async def _savepoint(self, st: _txn.TxnState[_Txn]) -> AsyncIterator[None]:
+        tx = st.data
+        name = f"wastore_sp{st.depth}"
+        await self._in_txn(tx, lambda c: c.execute(f"SAVEPOINT {name}"))
+        st.depth += 1
+        try:
+            yield
+        except BaseException:
+            st.depth -= 1
+            await self._undo_savepoint(tx, name)
+            raise
+        st.depth -= 1
+        if tx.failed is not None:  # a call failed and the caller went on: undo the block
+            failed = tx.failed
+            await self._undo_savepoint(tx, name)
+            raise StoreError(
+                "the transaction block was rolled back: a call inside it failed "
+                f"({message(failed)})"
+            ) from failed
+        await self._in_txn(tx, lambda c: c.execute(f"RELEASE SAVEPOINT {name}"))
+
+    async def _undo_savepoint(self, tx: _Txn, name: str) -> None:
+        """Roll back to a savepoint: the transaction is usable again (unless the
+        connection is gone)."""
+        if tx.failed is not None and lost(tx.failed):
+            return
+        try:
+            await self.timed(
+                tx.conn, tx.conn.execute(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+            )
+        except BaseException as err:
+            tx.failed = err  # the outer block rolls back
+            if not isinstance(err, Exception):
+                raise
+        else:
+            tx.failed = None  # the failed call was inside this savepoint: undone with it
+
+
+class Tx:
+    """The statements of an atomic block, on its connection."""
+
+    __slots__ = ("_c",)
+
+    def __init__(self, conn: Conn) -> None:
+        self._c = conn
+
+    async def one(self, sql: str, args: Sequence[Any]) -> Any:
+        return await self._c.fetchrow(sql, *args)
+
+    async def rows(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        rows: list[Any] = await self._c.fetch(sql, *args)
+        return rows
+
+    async def write(self, sql: str, args: Sequence[Any]) -> int:
+        return status_count(await self._c.execute(sql, *args))
+
+    async def write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._c.executemany(sql, rows)

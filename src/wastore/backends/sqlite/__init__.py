@@ -1,0 +1,45 @@
+"""SqliteStore: the embedded default (``sqlite:///path.db``).
+
+The package is the SQLite engine of the one SQL backend
+(:mod:`wastore.backends.sql`):
+
+- ``engine``: the connections and how statements run on them (inline on the
+  event loop, large work on one worker thread, busy retries);
+- ``statements``: SQLite's forms of batches and multi-key reads;
+- ``errors``: busy errors and the translation of driver errors;
+- ``leases``: account leases as rows;
+- ``store``: :class:`SqliteStore`, the container (opening, snapshots);
+- ``url``: ``sqlite://`` URLs and options.
+"""
+
+# The account class of the one SQL backend, under the name it had before it was shared.
+from ..sql.account import SqlAccount as SqliteBackend
+from .engine import CACHE_KIB, SqliteEngine
+from .statements import (
+    GET_MACS_IN,
+    GET_SESSIONS_IN,
+    LOAD_PREKEYS_IN,
+    multi_row_sql,
+    padded_chunks,
+    render_in_list,
+    row_chunks,
+)
+from .store import SqliteStore, read_schema_version
+from .url import open_sqlite, parse_sqlite_url
+
+__all__ = [
+    "CACHE_KIB",
+    "GET_MACS_IN",
+    "GET_SESSIONS_IN",
+    "LOAD_PREKEYS_IN",
+    "SqliteBackend",
+    "SqliteEngine",
+    "SqliteStore",
+    "multi_row_sql",
+    "open_sqlite",
+    "padded_chunks",
+    "parse_sqlite_url",
+    "read_schema_version",
+    "render_in_list",
+    "row_chunks",
+]
