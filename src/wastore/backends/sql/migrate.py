@@ -151,6 +151,8 @@ async def migrate(
             if now[0] >= step.version:  # another process got there first
                 continue
             await conn.script(schema.render(step.ddl, dialect, prefix))
+            if step.backfill is not None:
+                await step.backfill(conn, prefix)
             await conn.execute(
                 f"UPDATE {prefix}version SET version = $1, "
                 f"compat = {_GREATEST[dialect]}(compat, $2)",

@@ -52,7 +52,7 @@ from ..sql import migrate
 from ..sql.engine import Args, Block, Rows, Statements, run_now
 from ..sql.queries import Batch, KeyRead, Queries, to_sqlite
 from ..sql.schema import Dialect, Migration
-from .errors import access_problem, diagnose, is_busy, translate
+from .errors import DRIVER_ERRORS, DriverError, access_problem, diagnose, is_busy, translate
 from .leases import SqliteLeases
 from .statements import dialect_queries, multi_row_sql, padded_chunks, row_chunks
 
@@ -174,7 +174,7 @@ class SqliteEngine:
             self._bg = self._connect(busy_ms=budget_ms)
             self._bg.execute("PRAGMA query_only=ON")
             self._page_size = int(w.execute("PRAGMA page_size").fetchone()[0])
-        except sqlite3.Error as err:
+        except DRIVER_ERRORS as err:
             raise translate(err, f"opening {str(path)!r}", path) from err
 
     def _busy_retry_sync(self, fn: Callable[[], T]) -> T:
@@ -263,7 +263,7 @@ class SqliteEngine:
         conn = self._reader()
         try:
             return conn.execute(sql, args).fetchone()
-        except sqlite3.Error as err:
+        except DRIVER_ERRORS as err:
             # A retry picks its connection again: after the back-off the writer may be
             # inside another task's transaction.
             return await self._retry(err, lambda: self._reader().execute(sql, args).fetchone())
@@ -272,7 +272,7 @@ class SqliteEngine:
         conn = self._reader()
         try:
             row = conn.execute(sql, args).fetchone()
-        except sqlite3.Error as err:
+        except DRIVER_ERRORS as err:
             row = await self._retry(err, lambda: self._reader().execute(sql, args).fetchone())
         return None if row is None else row[0]
 
@@ -281,7 +281,7 @@ class SqliteEngine:
             conn = self._reader()
             try:
                 return conn.execute(sql, args).fetchall()
-            except sqlite3.Error as err:
+            except DRIVER_ERRORS as err:
                 return await self._retry(err, lambda: self._reader().execute(sql, args).fetchall())
         return await self._read_big(lambda c: c.execute(sql, args).fetchall())
 
@@ -298,7 +298,7 @@ class SqliteEngine:
         if len(keys) <= OFFLOAD_ITEMS:
             try:
                 return run(self._reader())
-            except sqlite3.Error as err:
+            except DRIVER_ERRORS as err:
                 return await self._retry(err, lambda: run(self._reader()))
         return await self._read_big(run)
 
@@ -457,10 +457,10 @@ class SqliteEngine:
     async def _retrying_offload(self, fn: Callable[[], T]) -> T:
         try:
             return await self.offload(fn)
-        except sqlite3.Error as err:
+        except DRIVER_ERRORS as err:
             return await self._retry(err, fn, offload=True)
 
-    async def _retry(self, err: sqlite3.Error, fn: Callable[[], T], offload: bool = False) -> T:
+    async def _retry(self, err: DriverError, fn: Callable[[], T], offload: bool = False) -> T:
         """Retry ``fn`` after a busy error, with backoff, within the busy budget."""
         if not is_busy(err):
             raise translate(err, "read", self.path) from err
@@ -474,7 +474,7 @@ class SqliteEngine:
             self.check_open()
             try:
                 return await self.offload(fn) if offload else fn()
-            except sqlite3.Error as again:
+            except DRIVER_ERRORS as again:
                 if not is_busy(again):
                     raise translate(again, "read", self.path) from again
                 err = again

@@ -26,10 +26,15 @@ from ...errors import (
 )
 
 BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+DriverError = sqlite3.Error | UnicodeDecodeError
+DRIVER_ERRORS: Final = (sqlite3.Error, UnicodeDecodeError)
+"""What the driver raises: its own errors, and UnicodeDecodeError when the message of
+an error (SQLite's "malformed database schema ...", which quotes the damaged schema
+text) is not UTF-8."""
 _DAMAGED: Final = "restore a backup or a snapshot; `wastore check` tells what is affected"
 
 
-def is_busy(err: sqlite3.Error) -> bool:
+def is_busy(err: DriverError) -> bool:
     """Another connection holds a lock this statement needs (transient: retried)."""
     code = getattr(err, "sqlite_errorcode", None)
     if code is not None:
@@ -38,7 +43,7 @@ def is_busy(err: sqlite3.Error) -> bool:
     return "locked" in msg or "busy" in msg
 
 
-def translate(err: sqlite3.Error, action: str, path: Path | None = None) -> StoreError:
+def translate(err: DriverError, action: str, path: Path | None = None) -> StoreError:
     """Turn a driver error into the library's own (the caller chains it).
 
     Args:
@@ -46,6 +51,11 @@ def translate(err: sqlite3.Error, action: str, path: Path | None = None) -> Stor
         action: what failed ("write", "opening ...").
         path: the database file, to tell what an I/O error is.
     """
+    if isinstance(err, UnicodeDecodeError):
+        return CorruptRecordError(
+            f"the SQLite database is damaged (its schema or an error message holds bytes that "
+            f"are not UTF-8): {_DAMAGED}"
+        )
     code = (getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF
     name = getattr(err, "sqlite_errorname", type(err).__name__)
     text = str(err)

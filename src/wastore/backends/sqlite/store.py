@@ -18,6 +18,7 @@ from ..sql.engine import run_now
 from ..sql.schema import Migration
 from ..sql.store import SqlStore
 from .engine import FILE_MODE, SchemaConn, SqliteEngine, SqliteOptions
+from .errors import translate
 
 
 class SqliteStore(SqlStore):
@@ -157,7 +158,7 @@ def _read_version(path: Path, prefix: str) -> tuple[int, int] | None:
         raise StoreError(f"cannot open {str(path)!r} read-only: {err}") from err
     try:
         return run_now(migrate.read_version(SchemaConn(conn), prefix))
-    except sqlite3.DatabaseError as err:
-        raise StoreError(f"cannot read {str(path)!r}: {err}") from err
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
+        raise translate(err, f"reading {str(path)!r}", path) from err
     finally:
         conn.close()
