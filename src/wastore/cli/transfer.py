@@ -58,7 +58,7 @@ def who(device: dict[str, Any]) -> str:
 # -- account files ------------------------------------------------------------------
 
 
-def read_accounts(source: Path, fmt: str, jid: str | None) -> list[portable.AccountDump]:
+def read_accounts(source: Path | str, fmt: str, jid: str | None) -> list[portable.AccountDump]:
     """The accounts in ``source`` (a portable file, or another store's files with
     ``fmt``), each checked completely.
 
@@ -66,19 +66,16 @@ def read_accounts(source: Path, fmt: str, jid: str | None) -> list[portable.Acco
         CliError: the source cannot be read or is not valid (exit 4, nothing imported);
             it does not exist (exit 5).
     """
-    if not source.exists():
+    if isinstance(source, Path) and not source.exists():
         raise CliError(Exit.NOT_FOUND, f"{source}: no such file or folder")
+    shown_source = source if isinstance(source, Path) else shown(source)
     try:
         return formats.read(source, fmt, jid=jid)
     except ValidationError as err:
         text = str(err)
-        where = "" if text.startswith(str(source)) else f"{source}: "
+        where = "" if text.startswith(str(shown_source)) else f"{shown_source}: "
         raise CliError(Exit.REFUSED, f"{where}{text}; nothing was imported") from err
 
-
-def read_account(file: Path) -> portable.AccountDump:
-    """The account in ``file`` (the portable format), checked completely."""
-    return read_accounts(file, "wastore", None)[0]
 
 
 def write_account(file: Path, dump: portable.AccountDump, *, force: bool) -> int:
@@ -202,10 +199,9 @@ def _export_folder(
 @click.argument(
     "source",
     metavar="SOURCE",
-    type=click.Path(path_type=Path),
     cls=Argument,
     doc="An account file written by `wastore export`, or with --from another "
-    "client's folder or database.",
+    "client's folder or database (whatsmeow: also a postgresql:// URL).",
 )
 @click.option(
     "--from",
@@ -237,7 +233,7 @@ def _export_folder(
 @debug_option
 def import_(
     url: str,
-    source: Path,
+    source: str,
     from_: str,
     jid: str | None,
     replace: bool,
@@ -259,9 +255,11 @@ def import_(
     several).
     """
     url = store_url(url)
+    # a database URL (whatsmeow on PostgreSQL) stays a URL, its password never shown
+    src: Path | str = store_url(source) if "://" in source else Path(source)
 
     async def body() -> int:
-        dumps = read_accounts(source, from_, jid)
+        dumps = read_accounts(src, from_, jid)
         if dry_run:
             return _report([(d, None) for d in dumps], url, from_, json_mode)
         new_file = _new_sqlite_file(url)
