@@ -77,7 +77,6 @@ def read_accounts(source: Path | str, fmt: str, jid: str | None) -> list[portabl
         raise CliError(Exit.REFUSED, f"{where}{text}; nothing was imported") from err
 
 
-
 def write_account(file: Path, dump: portable.AccountDump, *, force: bool) -> int:
     """Write ``dump`` to ``file`` in the portable format (mode 0600, atomically).
 
