@@ -140,11 +140,13 @@ async def import_from(
 
     Everything is read and checked first (on a worker thread); nothing is written
     if any account cannot be read. An account that is already in the store (same
-    phone number or LID) is refused unless ``replace``.
+    identity key) is refused unless ``replace``, which replaces it under its device
+    id; another account with its phone number or LID is refused either way.
 
     Raises:
-        ValidationError: unreadable source, or an account already there without
-            ``replace``; nothing was written.
+        ValidationError: unreadable source, an account already there without
+            ``replace``, or another account with its phone number or LID; nothing
+            was written.
         ConfigError: unknown format, or a container that cannot import accounts.
     """
     if not isinstance(container, PortableContainer):
