@@ -64,7 +64,10 @@ Conn = sqlite3.Connection
 OFFLOAD_ITEMS: Final = 64
 """Batches and multi-key reads with more items than this run on the worker thread."""
 CHECKPOINT_EVERY: Final = 500
-"""Commits between two background WAL checkpoints (a commit of a batch starts one at once)."""
+"""Commits between two background WAL checkpoints."""
+BATCH_COMMIT_WEIGHT: Final = 100
+"""What the commit of a batch (written on the worker thread) counts for toward the next
+checkpoint: a batch of 2,000 sessions adds about 3 MiB to the WAL, a point write a page."""
 WAL_LIMIT: Final = 64 * 1024 * 1024
 """The bound of the ``-wal`` file under sustained writes (docs/sqlite.md), also its
 ``journal_size_limit``."""
@@ -515,9 +518,9 @@ class SqliteEngine:
     #
     # The writer never checkpoints on commit (wal_autocheckpoint=0): a checkpoint
     # copies pages into the database file and fsyncs it. Every CHECKPOINT_EVERY
-    # commits (and after every batch) a PASSIVE checkpoint runs on the worker thread,
-    # without the writer: it copies what the WAL holds at its start, while this
-    # process goes on appending. It reports how much the WAL holds; above
+    # commits (a batch counts as BATCH_COMMIT_WEIGHT) a PASSIVE checkpoint runs on the
+    # worker thread, without the writer: it copies what the WAL holds at its start,
+    # while this process goes on appending. It reports how much the WAL holds; above
     # WAL_CHECKPOINT_AT the next write transaction first runs one more PASSIVE
     # checkpoint on the worker while it holds the writer (so nothing of this process
     # can be appended meanwhile): that one completes (short of another process's
@@ -526,8 +529,8 @@ class SqliteEngine:
     # event loop is held back all the same.
 
     def _committed(self, big: bool = False) -> None:
-        self._commits += 1
-        if self._commits < CHECKPOINT_EVERY and not big:
+        self._commits += BATCH_COMMIT_WEIGHT if big else 1
+        if self._commits < CHECKPOINT_EVERY:
             return
         running = self._checkpoint
         if running is not None:
@@ -542,24 +545,28 @@ class SqliteEngine:
 
     def _checkpoint_sync(self) -> int:
         """A PASSIVE checkpoint on the worker's reader; the frames the WAL holds."""
+        return self._passive()[0]
+
+    def _passive(self) -> tuple[int, int]:
+        """A PASSIVE checkpoint: ``(frames in the WAL, frames copied)``."""
         bg = self._bg
         if bg is None:
-            return 0
+            return 0, 0
         try:
-            _busy, frames, _done = bg.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            _busy, frames, done = bg.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as err:
             log.warning("background WAL checkpoint failed: %s", err)
-            return 0
-        return int(frames) if frames is not None and frames > 0 else 0
+            return 0, 0
+        return max(int(frames or 0), 0), max(int(done or 0), 0)
 
     async def _complete_checkpoint(self) -> None:
         """The checkpoint a write transaction runs first when the WAL is too large
         (the caller holds the writer: nothing of this process appends meanwhile)."""
         self._wal_over = False
-        frames = await self.offload(self._checkpoint_sync)
-        if frames * self._page_size >= WAL_LIMIT:
+        frames, done = await self.offload(self._passive)
+        if frames > done and frames * self._page_size >= WAL_LIMIT:
             log.warning(
-                "the WAL of %r holds %d MiB: a reader of another process keeps it from "
+                "the WAL of %r holds %d MiB that a reader of another process keeps from "
                 "being checkpointed",
                 str(self.path),
                 frames * self._page_size >> 20,
