@@ -453,9 +453,10 @@ class LeaseKeeper:
                 async with asyncio.timeout(interval):
                     await self._wake.wait()
             if self._wake.is_set():
+                # A shorter ttl arrived: sleep its interval from now (the leases renewed
+                # last time are still covered: they go at most two intervals unrenewed).
                 self._wake.clear()
-                if self._interval() < interval:
-                    continue  # a shorter ttl arrived: sleep the shorter interval first
+                continue
             if not self.held:
                 self._min_ttl = None
             try:
