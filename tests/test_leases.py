@@ -418,3 +418,26 @@ async def test_upgrade_to_schema_5_keeps_a_live_lease_of_the_older_code(url: str
         [(epoch,)] = await execute(url, "SELECT epoch FROM wastore_leases")
         assert epoch > 0
         await pm.close()
+
+
+@pytest.mark.postgres
+async def test_a_lease_of_an_older_wastore_process_is_respected(pg_url: str) -> None:
+    """wastore before schema 5 held one advisory lock per account: while such a process
+    still runs (during an upgrade), its accounts are refused."""
+    from wastore.backends.postgres import lock_class
+
+    s = await open_sql(pg_url)
+    old = await asyncpg.connect(pg_url, server_settings={"application_name": "wastore 0.1"})
+    try:
+        device_id = await s.create_device()
+        assert await old.fetchval(
+            "SELECT pg_try_advisory_lock($1, $2)", lock_class("wastore_"), device_id
+        )
+        with pytest.raises(AccountInUseError, match="wastore 0.1"):
+            await PersistenceManager.open(s.backend(device_id))
+        await old.fetchval("SELECT pg_advisory_unlock($1, $2)", lock_class("wastore_"), device_id)
+        pm = await PersistenceManager.open(s.backend(device_id))
+        await pm.close()
+    finally:
+        await old.close()
+        await s.close()

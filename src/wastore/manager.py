@@ -81,6 +81,7 @@ class PersistenceManager:
         self._lease_token = lease_token
         self._lease_ttl = lease_ttl
         self._lease_lost = False
+        self._release_pending = False
         self._lease_task: asyncio.Task[None] | None = None
         # A store that renews its leases itself (the SQL stores: one statement per
         # interval for a whole container) needs no task per account.
@@ -492,6 +493,49 @@ class PersistenceManager:
 
         Raises the final flush's error, if any (after stopping everything).
         """
+        try:
+            await self._close()
+        finally:
+            if self._release_pending:
+                self._release_pending = False
+                await self._release_lease()
+
+    @classmethod
+    async def close_many(cls, managers: Sequence[PersistenceManager]) -> None:
+        """Close many managers: each one's final flush, then their leases released in
+        batches (on the SQL stores a thousand per transaction, not one statement each).
+
+        Raises:
+            StoreError: the first final flush that failed (every manager is closed,
+                and every lease released, all the same).
+        """
+        failed: BaseException | None = None
+        by_store: dict[int, tuple[Any, dict[int, str]]] = {}
+        for pm in managers:
+            try:
+                await pm._close()
+            except Exception as err:
+                failed = failed or err
+            if not pm._release_pending:
+                continue
+            pm._release_pending = False
+            store = getattr(pm._backend, "store", None)
+            release = getattr(store, "release_leases", None)
+            if release is None or pm._lease_token is None:
+                await pm._release_lease()
+                continue
+            by_store.setdefault(id(store), (release, {}))[1][pm.device_id] = pm._lease_token
+        for release, tokens in by_store.values():
+            try:
+                await release(tokens)
+            except Exception as err:  # the leases expire on their own
+                log.warning("could not release %d lease(s): %s", len(tokens), _describe(err))
+        if failed is not None:
+            raise failed
+
+    async def _close(self) -> None:
+        """Stop everything and do the final flush (raising its error, the manager closed
+        all the same); ``_release_pending`` then says whether the lease is to be released."""
         if self._closed:
             return
         self._closing = True
@@ -512,20 +556,21 @@ class PersistenceManager:
                 await self._cache.flush()
             await self._save()
         finally:
+            lost = self.lease_lost
             self._closed = True
             if self._lease_task is not None:
                 self._lease_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._lease_task
-            if self._lease_token is not None and not self.lease_lost:
-                try:
-                    await self._backend.release_lease(self._lease_token)  # type: ignore[attr-defined]
-                except Exception as err:  # the lease expires on its own
-                    log.warning(
-                        "account %s: could not release the lease: %s",
-                        self.device_id,
-                        _describe(err),
-                    )
+            self._release_pending = self._lease_token is not None and not lost
+
+    async def _release_lease(self) -> None:
+        try:
+            await self._backend.release_lease(self._lease_token)  # type: ignore[attr-defined]
+        except Exception as err:  # the lease expires on its own
+            log.warning(
+                "account %s: could not release the lease: %s", self.device_id, _describe(err)
+            )
 
     async def __aenter__(self) -> PersistenceManager:
         return self

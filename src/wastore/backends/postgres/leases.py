@@ -83,6 +83,13 @@ class PostgresLeases(LeaseKeeper):
             "gone": "SELECT k FROM unnest($2::bigint[]) AS k WHERE pg_try_advisory_xact_lock($1, "
             "k::int)",
             "try_lock": "SELECT pg_try_advisory_lock($1, $2)",
+            # The leases of wastore before schema 5: one advisory lock per account,
+            # (lock_class, low 32 bits of the id), held by a process still running.
+            "old_leases": "SELECT l.objid::bigint, COALESCE(a.application_name, '') "
+            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid = $1::bigint::oid AND l.objid::bigint = ANY($2::bigint[])",
             "unlock": "SELECT pg_advisory_unlock($1, $2)",
             "now": f"SELECT {NOW}",
         }
@@ -99,6 +106,11 @@ class PostgresLeases(LeaseKeeper):
             return set()
         free = await tx.rows(self._sql["gone"], (self.holder_class, sorted(keys)))
         return {keys[int(r[0])] for r in free}
+
+    async def _held_elsewhere(self, tx: Tx, ids: Sequence[int]) -> dict[int, str]:
+        low = {i & 0xFFFFFFFF: i for i in ids}
+        rows = await tx.rows(self._sql["old_leases"], (self.lock_class, sorted(low)))
+        return {low[int(objid)]: str(name) or "an older wastore" for objid, name in rows}
 
     # -- the lease connection ------------------------------------------------------------
     async def _lock_conn(self) -> Conn:

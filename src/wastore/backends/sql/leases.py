@@ -194,6 +194,11 @@ class LeaseKeeper:
         """The holder tokens of ``rows`` whose holders are known to be gone."""
         raise NotImplementedError
 
+    async def _held_elsewhere(self, tx: Tx, ids: Sequence[int]) -> dict[int, str]:
+        """Accounts whose lease is held outside the lease table (by an older wastore
+        still running): id -> its holder."""
+        return {}
+
     async def _register(self) -> None:
         """Insert this container's holder row (and whatever proves it alive)."""
         raise NotImplementedError
@@ -324,6 +329,8 @@ class LeaseKeeper:
                     raise DeviceNotFoundError(device_id, "create() the account first")
             suspects = [r for r in rows if self._live_if_unexpired(r, now)]
             gone = await self._gone(tx, suspects) if suspects else set()
+            for device_id, holder_name in (await self._held_elsewhere(tx, ids)).items():
+                raise AccountInUseError(device_id, holder_name, "a lease of an older wastore")
             taken: list[tuple[Any, ...]] = []
             epochs: dict[int, int] = {}
             now_ms = int(now * 1000)
@@ -417,11 +424,13 @@ class LeaseKeeper:
         if not rows or self._closed:
             return
         sql = self._s["release"]
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
 
-        async def run(tx: Tx) -> None:
-            await tx.write_many(sql, rows)
+            async def run(tx: Tx, chunk: list[tuple[Any, ...]] = chunk) -> None:
+                await tx.write_many(sql, chunk)
 
-        await self._e.atomic(run, items=len(rows), idempotent=True)
+            await self._e.atomic(run, items=len(chunk), idempotent=True)
 
     # -- the holder row and its renewal ----------------------------------------------------
     async def _ensure_registered(self) -> None:

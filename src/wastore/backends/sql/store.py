@@ -158,6 +158,10 @@ class SqlStore:
             raise
         return [(devices[i], tokens.get(i)) for i in ids]
 
+    async def release_leases(self, tokens: dict[int, str]) -> None:
+        """Release several leases of this container (device id -> token) in batches."""
+        await self.engine.leases.release_many(tokens)
+
     async def snapshot(self, device_id: int, name: str, extra: bytes | None) -> str:
         """Write a debug snapshot for the account; return where it went."""
         raise NotImplementedError
