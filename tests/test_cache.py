@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import wastore
-from wastore.cache import SESSION, SignalCache
+from wastore.cache import SESSION, CacheBudget, SignalCache
 
 A = "15551234567@s.whatsapp.net"
 B = "15557654321:3@s.whatsapp.net"
@@ -169,15 +169,59 @@ class _Patched:
 
 
 async def test_eviction_drops_clean_entries_only(backend: Counting) -> None:
-    cache = SignalCache(backend, max_entries=3)  # type: ignore[arg-type]
-    for i in range(6):
+    cache = SignalCache(backend, max_entries=3, budget=CacheBudget())  # type: ignore[arg-type]
+    for i in range(3):
+        await cache.get_session(f"clean{i}@s.whatsapp.net")  # three clean (absent) entries
+    backend.fail = True  # flushes fail: the dirty entries cannot become clean
+    await cache.put_session("0@s.whatsapp.net", b"s")
+    await cache.put_session("1@s.whatsapp.net", b"s")
+    assert cache.dirty_count == 2
+    assert len(cache) <= 3  # clean ones made room, the dirty ones stayed
+    assert cache.is_dirty(SESSION, "0@s.whatsapp.net")
+    assert cache.is_dirty(SESSION, "1@s.whatsapp.net")
+    backend.fail = False
+    for i in range(2, 6):
         await cache.put_session(f"{i}@s.whatsapp.net", b"s")
-    assert len(cache) == 6  # all dirty: none may go
     await cache.flush()
     assert len(cache) <= 3
     for i in range(6):  # evicted entries are reloaded, never lost
         assert await cache.get_session(f"{i}@s.whatsapp.net") == b"s"
     assert len(cache) <= 3
+
+
+async def test_dirty_entries_are_bounded_by_flushing_first(backend: Counting) -> None:
+    cache = SignalCache(backend, max_entries=10, budget=CacheBudget())  # type: ignore[arg-type]
+    for i in range(95):
+        await cache.put_session(f"{i}@s.whatsapp.net", b"s")
+        assert cache.dirty_count <= 10
+    assert backend.calls["put_sessions_batch"] == 9  # one flush per ten writes
+    found = await backend.inner.get_sessions([f"{i}@s.whatsapp.net" for i in range(95)])
+    assert len(found) == 90
+
+
+async def test_a_write_that_cannot_make_room_fails_and_buffers_nothing(backend: Counting) -> None:
+    cache = SignalCache(backend, max_entries=2, budget=CacheBudget())  # type: ignore[arg-type]
+    await cache.put_session("0@s.whatsapp.net", b"s0")
+    await cache.put_session("1@s.whatsapp.net", b"s1")
+    backend.fail = True
+    with pytest.raises(wastore.BackendUnavailableError):
+        await cache.put_session("2@s.whatsapp.net", b"s2")
+    assert await cache.get_session("2@s.whatsapp.net") is None
+    assert cache.dirty_count == 2  # the buffered writes are kept, dirty
+    backend.fail = False
+    await cache.put_session("2@s.whatsapp.net", b"s2")
+    await cache.flush()
+    assert len(await backend.inner.get_sessions([f"{i}@s.whatsapp.net" for i in range(3)])) == 3
+
+
+async def test_writes_to_a_missing_account_raise_at_once(store: Any) -> None:
+    cache = SignalCache(store.backend(4242), budget=CacheBudget())
+    with pytest.raises(wastore.DeviceNotFoundError):
+        await cache.put_session(A, b"s")
+    with pytest.raises(wastore.DeviceNotFoundError):
+        await cache.remove_prekey(1)
+    assert cache.dirty_count == 0
+    assert await cache.get_session(A) is None
 
 
 async def test_consumed_prekey_goes_with_the_session(backend: Counting) -> None:

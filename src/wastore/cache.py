@@ -7,25 +7,77 @@ flush instead of one per message.
 The durability model:
 
 - Reads are served from memory after the first load; absent records are
-  cached too (negative entries).
+  cached too (negative entries). A read that hits the cache never awaits
+  anything.
 - Writes and deletes go to memory (a delete leaves a tombstone) and are seen
   by reads at once. They are **not durable** until a flush commits them.
 - :meth:`SignalCache.flush` writes every dirty entry in one transaction of the
-  backend (one batch per kind), and clears an entry's dirtiness only after the
-  commit — and only if it was not written again meanwhile. A failed flush
-  keeps everything dirty, so a later flush retries it.
-- The flusher task (started by :meth:`start_flusher`, which the
+  backend (a batch per kind, in chunks of :data:`FLUSH_CHUNK` so that no single
+  call holds the event loop for long), and clears an entry's dirtiness only
+  after the commit — and only if it was not written again meanwhile. A failed
+  flush keeps everything dirty, so a later flush retries it.
+- The flusher task (started by :meth:`SignalCache.start_flusher`, which the
   PersistenceManager's saver does) flushes ~25 ms after the first write of a
   burst, coalescing everything written in the window into one commit.
 - ``await cache.flush()`` is the durability barrier: a client awaits it after
   encrypting and before it puts the ciphertext on the wire, and after
   decrypting and before it acknowledges the message to the server. Then a
   crash can never leave a ratchet advanced on the wire but not on disk.
-- Pre-keys consumed through the cache (:meth:`remove_prekey`) are removed in
-  the same transaction that stores the session built from them, so a pre-key
-  disappears only together with (never before) that session.
-- Eviction (above ``max_entries``) drops the least recently used *clean*
-  entries only; a dirty entry stays until it is flushed.
+- Pre-keys consumed through the cache (:meth:`SignalCache.remove_prekey`) are
+  removed in the same transaction that stores the session built from them, so
+  a pre-key disappears only together with (never before) that session.
+
+Transactions (:meth:`SignalCache.transaction`, also reached as
+``pm.transaction()`` or ``pm.signal.transaction()``) open the backend's
+transaction, and the cached writes made inside the block belong to it:
+
+- They are seen at once by the task that owns the transaction, and by no
+  other task before the commit.
+- When the outermost block exits normally they are written into the backend
+  transaction just before it commits, so they are durable together with the
+  block's other writes (the decrypt path: the advanced session and
+  ``store_pending_inbound`` in one commit). If the commit fails, nothing of the
+  block is kept, in the database or in the cache.
+- A block that raises drops its cached writes; a nested block that raises drops
+  only its own (it is a savepoint of the backend transaction).
+- ``flush()`` inside a transaction writes everything buffered (the block's
+  writes and the writes made before it) into the transaction; those entries are
+  marked clean only when the outermost block commits. If it rolls back they stay
+  dirty, and a later flush writes them.
+- Transactions of one cache and its flushes run one at a time (a flush waits
+  for an open transaction, and the other way round), so a flush never writes
+  an older value over a committed transaction.
+- A cache refuses (:class:`~wastore.StoreError`) writes, flushes and
+  ``transaction()`` inside a transaction of a wastore backend that the running
+  task opened directly (``backend.transaction()``) rather than through the
+  cache: the cache cannot learn whether that transaction commits, so its
+  buffered writes could neither be dropped on rollback nor marked clean on
+  commit. Open the transaction through the cache instead. (This check sees the
+  transactions of wastore's own backends; the transactions of a third-party
+  backend are invisible to it.)
+- A task started inside a transaction (``asyncio.create_task``, ``gather``, and
+  ``wait_for`` on Python 3.11) is another task: it neither sees the block's
+  writes nor takes part in it, as with the backends. If the block awaits such
+  a task while it flushes or opens a transaction of the same cache, the two
+  wait for each other.
+
+Bounds (every write and every eviction costs O(1), whatever the number of
+entries, dirty or clean):
+
+- ``max_entries`` (per cache, default 10,000): a write that finds that many
+  dirty entries buffered flushes first (back-pressure), so the dirty entries of
+  a cache stay bounded; and a cache holds at most that many entries, clean
+  ones making room for dirty ones (an arbitrary clean entry of that cache goes:
+  O(1), where finding its least recently used one would not be).
+- A memory budget (:class:`CacheBudget`) shared by all the caches of one
+  container bounds the bytes they hold together: when it is exceeded, the least
+  recently used clean entries of any account go first; dirty entries are never
+  evicted — a write that finds the budget exceeded flushes its own cache
+  instead, and the flusher flushes within ~25 ms of a write anyway. A cache
+  finds its container's budget through the backend's ``store`` attribute (the
+  container, on the SQL backends); a backend without one shares the
+  process-wide :meth:`CacheBudget.default` budget. Writes inside an open
+  transaction are counted only once it has committed.
 """
 
 from __future__ import annotations
@@ -33,26 +85,220 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any, Final
 
 from . import _validate as v
+from .backends import _txn
 from .contract import Backend
-from .errors import ValidationError
+from .errors import DeviceNotFoundError, StoreError, ValidationError
 
 log = logging.getLogger("wastore.cache")
 
 SESSION: Final = 0
 IDENTITY: Final = 1
 SENDER_KEY: Final = 2
-_KIND_NAMES: Final = ("session", "identity", "sender key")
 
-Key = tuple[int, str]
+# An entry's key: (the cache's slot in its budget, kind, address). The slot makes
+# keys unique across the caches of a budget, whose clean entries share one list.
+Key = tuple[int, int, str]
+Dirty = tuple[bytes | None, int]  # (value, write sequence number); a new tuple per write
 
 DEFAULT_MAX_ENTRIES: Final = 10_000
 DEFAULT_FLUSH_WINDOW: Final = 0.025
+DEFAULT_BUDGET_BYTES: Final = 64 * 1024 * 1024
+"""Default memory budget of the SignalCaches of one container (64 MiB)."""
+FLUSH_CHUNK: Final = 500
+"""Most records per batch call of a flush (one transaction holds them all): a call
+validates and encodes its batch on the event loop, so a bounded batch keeps the
+loop responsive while thousands of entries are flushed."""
+ENTRY_OVERHEAD: Final = 300
+"""Bytes an entry costs beyond its record and address: the key tuple, the address
+and record objects, and its slots in the budget's list and the cache's set (about
+230 bytes measured with tracemalloc on CPython 3.11; rounded up, so that the
+budget overstates rather than understates; see tests/test_cache_budget.py)."""
+_YIELD_EVERY: Final = 256  # single-row calls between two yields to the event loop
+_CLEAN_STEP: Final = 1000  # entries marked clean (and evicted) between two yields
 _MISSING: Final[Any] = object()
+
+
+def _cost(key: Key, value: bytes | None) -> int:
+    return ENTRY_OVERHEAD + len(key[2]) + (len(value) if value is not None else 0)
+
+
+def backend_transaction_open() -> bool:
+    """True if the running task is inside a transaction of a wastore backend."""
+    stack = _txn._CURRENT.get()
+    if not stack:
+        return False
+    task = asyncio.current_task()
+    return any(st.task is task for st in stack)
+
+
+class CacheBudget:
+    """A memory budget shared by SignalCaches (one per container by default).
+
+    It counts the bytes of every cached entry of its caches (record, address and
+    bookkeeping). While the count is above ``max_bytes``, the least recently used
+    clean entries of any of its caches are evicted; dirty entries are never
+    evicted, they are flushed by their cache (a write that finds the budget
+    exceeded flushes its own cache first).
+
+    Configure a container's budget before or while its caches run::
+
+        wastore.cache.CacheBudget.of(container).max_bytes = 256 * 2**20
+    """
+
+    _registry: weakref.WeakKeyDictionary[Any, CacheBudget] = weakref.WeakKeyDictionary()
+    _default: CacheBudget | None = None
+
+    def __init__(self, max_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        self._max = v.integer(max_bytes, "max_bytes", 0)
+        self.used = 0
+        """Bytes held by the caches sharing this budget (an estimate, see ENTRY_OVERHEAD)."""
+        # Every clean entry of every cache, least recently used first. The keys hold
+        # ints and strings only, so the garbage collector stops tracking them.
+        self._clean: OrderedDict[Key, bytes | None] = OrderedDict()
+        # Weak: a cache the application dropped without closing it is collected; its
+        # clean entries stay counted until they reach the head of the list and go.
+        self._caches: weakref.WeakValueDictionary[int, SignalCache] = weakref.WeakValueDictionary()
+        self._next_slot = 0
+        self.evictions = 0
+
+    def __repr__(self) -> str:
+        return f"CacheBudget(used={self.used}, max_bytes={self._max}, clean={len(self._clean)})"
+
+    def _join(self, cache: SignalCache) -> int:
+        self._next_slot += 1
+        self._caches[self._next_slot] = cache
+        return self._next_slot
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        self._max = v.integer(value, "max_bytes", 0)
+        self.evict()
+
+    @property
+    def over(self) -> bool:
+        """True while the caches hold more than ``max_bytes``."""
+        return self.used > self._max
+
+    @classmethod
+    def of(cls, container: object) -> CacheBudget:
+        """The budget shared by the SignalCaches of ``container`` (created on first use).
+
+        Raises:
+            ValidationError: ``container`` cannot be weakly referenced.
+        """
+        try:
+            budget = cls._registry.get(container)
+            if budget is None:
+                budget = cls._registry[container] = cls()
+        except TypeError as err:
+            raise ValidationError(
+                f"a {type(container).__name__} cannot hold a cache budget"
+            ) from err
+        return budget
+
+    @classmethod
+    def default(cls) -> CacheBudget:
+        """The process-wide budget of caches whose container is unknown."""
+        if cls._default is None:
+            cls._default = cls()
+        return cls._default
+
+    @classmethod
+    def for_backend(cls, backend: object) -> CacheBudget:
+        """The budget of ``backend``'s container (its ``store``), else :meth:`default`."""
+        store = getattr(backend, "store", None)
+        if store is not None:
+            with contextlib.suppress(ValidationError):
+                return cls.of(store)
+        return cls.default()
+
+    def evict(self) -> None:
+        """Evict least recently used clean entries until the budget holds (O(1) each)."""
+        clean = self._clean
+        caches = self._caches
+        while self.used > self._max and clean:
+            key, value = clean.popitem(last=False)
+            self.used -= _cost(key, value)
+            cache = caches.get(key[0])
+            if cache is not None:
+                cache._clean_keys.discard(key)
+                cache._removals += 1
+                if len(cache._clean_keys) * 4 < cache._keys_peak:
+                    cache._compact()
+            self.evictions += 1
+
+
+class _Frame:
+    """The cached writes of one (possibly nested) transaction block."""
+
+    __slots__ = ("flushed", "flushed_prekeys", "prekeys", "writes")
+
+    def __init__(self) -> None:
+        self.writes: dict[Key, Dirty] = {}
+        self.prekeys: dict[int, tuple[bool, int]] = {}  # id -> (consumed?, seq)
+        # the shared dirty entries a flush wrote into the transaction in this block
+        self.flushed: dict[Key, Dirty] = {}
+        self.flushed_prekeys: dict[int, int] = {}
+
+    def absorb(self, inner: _Frame) -> None:
+        self.writes.update(inner.writes)
+        self.prekeys.update(inner.prekeys)
+        self.flushed.update(inner.flushed)
+        self.flushed_prekeys.update(inner.flushed_prekeys)
+
+
+class _Txn:
+    """A transaction of one cache, owned by one task; ``frames`` is empty once it ended."""
+
+    __slots__ = ("cache", "frames", "task")
+
+    def __init__(self, cache: SignalCache) -> None:
+        self.cache = cache
+        self.task = asyncio.current_task()
+        self.frames: list[_Frame] = [_Frame()]
+
+    def lookup(self, key: Key) -> Any:
+        for frame in reversed(self.frames):
+            hit = frame.writes.get(key)
+            if hit is not None:
+                return hit[0]
+        return _MISSING
+
+    def prekey(self, id: int) -> bool | None:
+        """True if consumed in the transaction, False if stored again, None if untouched."""
+        for frame in reversed(self.frames):
+            hit = frame.prekeys.get(id)
+            if hit is not None:
+                return hit[0]
+        return None
+
+    def writes(self) -> dict[Key, Dirty]:
+        merged: dict[Key, Dirty] = {}
+        for frame in self.frames:
+            merged.update(frame.writes)
+        return merged
+
+    def prekeys(self) -> dict[int, tuple[bool, int]]:
+        merged: dict[int, tuple[bool, int]] = {}
+        for frame in self.frames:
+            merged.update(frame.prekeys)
+        return merged
+
+
+# The cache transactions open in this context (a task sees those of the task that
+# started it too; only its own count, see SignalCache._own_txn).
+_TXNS: Final[ContextVar[tuple[_Txn, ...]]] = ContextVar("wastore_cache_txn", default=())
 
 
 class SignalCache:
@@ -61,6 +307,14 @@ class SignalCache:
     Methods not about sessions, identities, sender keys or pre-key consumption
     are passed to the backend (after a flush where their answer depends on
     buffered writes).
+
+    Args:
+        backend: the account's backend.
+        max_entries: dirty entries buffered before a write flushes first, and
+            entries held at most (clean ones make room for dirty ones).
+        flush_window: seconds the flusher waits after a write to coalesce a burst.
+        budget: the memory budget to share; default: the budget of the backend's
+            container (:meth:`CacheBudget.for_backend`).
     """
 
     def __init__(
@@ -69,21 +323,31 @@ class SignalCache:
         *,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         flush_window: float = DEFAULT_FLUSH_WINDOW,
+        budget: CacheBudget | None = None,
     ) -> None:
         self._b = backend
         self._max = v.integer(max_entries, "max_entries", 1)
         if not flush_window >= 0:
             raise ValidationError("flush_window must be >= 0 seconds")
+        if budget is not None and not isinstance(budget, CacheBudget):
+            raise ValidationError("budget must be a CacheBudget")
         self._window = float(flush_window)
-        # (kind, address) -> record, or None for "known absent" / tombstone
-        self._entries: OrderedDict[Key, bytes | None] = OrderedDict()
-        # dirty keys -> write sequence number of their latest write
-        self._dirty: dict[Key, int] = {}
+        self._budget = budget if budget is not None else CacheBudget.for_backend(backend)
+        self._slot = self._budget._join(self)
+        # The clean entries (record, or None for "known absent") live in the budget's
+        # list, shared with the other caches; this set says which are this cache's.
+        self._clean = self._budget._clean
+        self._clean_keys: set[Key] = set()
+        self._keys_peak = 0  # most clean keys held since the set was last rebuilt
+        # Writes not committed yet (a None value is a tombstone). Never evicted.
+        self._dirty: dict[Key, Dirty] = {}
         self._consumed_prekeys: dict[int, int] = {}
         self._seq = 0
         # Counts the times entries were dropped (eviction, per-user delete, drop):
         # a load that was in flight meanwhile must not cache what it read.
         self._removals = 0
+        self._account_checked = False  # the account is known to exist
+        # Held by a flush and by a whole transaction: they run one at a time.
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._woken = False  # _wake was set since the flusher last cleared it
@@ -94,8 +358,8 @@ class SignalCache:
 
     def __repr__(self) -> str:
         return (
-            f"SignalCache(device_id={self._b.device_id}, entries={len(self._entries)}, "
-            f"dirty={len(self._dirty) + len(self._consumed_prekeys)})"
+            f"SignalCache(device_id={self._b.device_id}, entries={len(self)}, "
+            f"dirty={self.dirty_count})"
         )
 
     # -- introspection -------------------------------------------------------
@@ -108,42 +372,98 @@ class SignalCache:
         return self._b.device_id
 
     @property
+    def budget(self) -> CacheBudget:
+        """The memory budget this cache shares with the other caches of its container."""
+        return self._budget
+
+    @property
     def dirty_count(self) -> int:
         """Buffered writes not yet committed (entries plus consumed pre-keys)."""
         return len(self._dirty) + len(self._consumed_prekeys)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """Entries held, clean and dirty."""
+        return len(self._clean_keys) + len(self._dirty)
 
     def is_dirty(self, kind: int, address: str) -> bool:
-        return (kind, address) in self._dirty
+        return (self._slot, kind, address) in self._dirty
 
-    # -- core ----------------------------------------------------------------
-    # These run on every Signal operation of the client: one dictionary probe per
-    # read, no method call that can be avoided.
-    def _touch(self, key: Key) -> bool:
-        """True (and mark recently used) if ``key`` is cached."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return True
-        return False
+    @property
+    def in_transaction(self) -> bool:
+        """True if the running task is inside this cache's :meth:`transaction`."""
+        return self._own_txn() is not None
 
-    def _notify(self) -> None:
-        if not self._woken:
-            self._woken = True
-            self._wake.set()
+    # -- the entries ---------------------------------------------------------
+    def _hit(self, key: Key) -> Any:
+        """The held value of ``key`` (marked recently used), or ``_MISSING``. Never awaits."""
+        value = self._clean.get(key, _MISSING)
+        if value is not _MISSING:
+            self._clean.move_to_end(key)
+            return value
+        dirty = self._dirty.get(key)
+        return _MISSING if dirty is None else dirty[0]
 
-    def _write(self, key: Key, value: bytes | None) -> None:
+    def _buffer(self, key: Key, value: bytes | None) -> None:
+        """Record a write outside any transaction: dirty, seen by every reader at once."""
+        budget = self._budget
+        old = self._clean.pop(key, _MISSING)
+        if old is not _MISSING:  # it was clean: no longer evictable
+            self._clean_keys.discard(key)
+            budget.used -= _cost(key, old)
+        else:
+            prev = self._dirty.get(key)
+            if prev is not None:
+                budget.used -= _cost(key, prev[0])
+        budget.used += _cost(key, value)
         self._seq = seq = self._seq + 1
-        entries = self._entries
-        entries[key] = value
-        entries.move_to_end(key)
-        self._dirty[key] = seq
+        self._dirty[key] = (value, seq)
         if not self._woken:
             self._woken = True
             self._wake.set()
-        if len(entries) > self._max:
-            self._evict()
+        if budget.used > budget._max or len(self._clean_keys) + len(self._dirty) > self._max:
+            self._trim()
+
+    def _put_clean(self, key: Key, value: bytes | None) -> None:
+        """Hold ``value`` as the committed value of a key that is not dirty."""
+        budget = self._budget
+        old = self._clean.pop(key, _MISSING)
+        if old is not _MISSING:
+            budget.used -= _cost(key, old)
+        self._clean[key] = value
+        self._clean_keys.add(key)
+        budget.used += _cost(key, value)
+
+    def _compact(self) -> None:
+        """Rebuild the set of clean keys once it shrank to a quarter of its peak: a set
+        keeps its grown table when entries leave, and thousands of idle accounts
+        would each keep one. O(1) amortized over the evictions that shrank it."""
+        self._clean_keys = set(self._clean_keys)
+        self._keys_peak = len(self._clean_keys)
+
+    def _grew(self) -> None:
+        if len(self._clean_keys) > self._keys_peak:
+            self._keys_peak = len(self._clean_keys)
+
+    def _forget(self, key: Key) -> None:
+        """Drop a clean entry."""
+        self._budget.used -= _cost(key, self._clean.pop(key))
+        self._clean_keys.discard(key)
+
+    def _trim(self) -> None:
+        """Keep the entries within ``max_entries`` (clean ones make room for dirty ones)
+        and the budget; O(1) per entry evicted."""
+        keys = self._clean_keys
+        room = self._max - len(self._dirty)
+        if len(keys) > room:
+            self._removals += 1
+            budget = self._budget
+            while keys and len(keys) > room:
+                key = keys.pop()  # an arbitrary one: O(1), unlike finding the oldest
+                budget.used -= _cost(key, self._clean.pop(key))
+            if len(keys) * 4 < self._keys_peak:
+                self._compact()
+        if self._budget.used > self._budget._max:
+            self._budget.evict()
 
     def _fill(self, key: Key, value: bytes | None, removals: int) -> bytes | None:
         """Cache a value loaded from the backend, unless the key was written meanwhile.
@@ -152,42 +472,100 @@ class SignalCache:
         were dropped since (evicted after a flush, or deleted per user), the loaded
         value may be older than what the backend holds now, so it is not cached.
         """
-        if key in self._entries:  # a write (or another load) won the race
-            return self._entries[key]
+        current = self._hit(key)
+        if current is not _MISSING:  # a write (or another load) won the race
+            cached: bytes | None = current
+            return cached
         if removals != self._removals:
             return value
-        self._entries[key] = value
-        if len(self._entries) > self._max:
-            self._evict()
+        self._put_clean(key, value)
+        self._grew()
+        self._trim()
         return value
 
-    def _evict(self) -> None:
-        excess = len(self._entries) - self._max
-        if excess <= 0:
-            return
-        doomed = []
-        for key in self._entries:
-            if key not in self._dirty:
-                doomed.append(key)
-                if len(doomed) >= excess:
-                    break
-        if doomed:
-            self._removals += 1
-        for key in doomed:
-            del self._entries[key]
+    def _release(self) -> None:
+        """Forget every clean entry (their bytes go back to the budget)."""
+        for key in list(self._clean_keys):
+            self._forget(key)
+        self._compact()
+        self._removals += 1
 
-    async def _get(self, kind: int, address: str) -> bytes | None:
-        key = (kind, address)
-        entries = self._entries
-        value = entries.get(key, _MISSING)
+    # -- transactions: which one the running task is in ------------------------
+    def _own_txn(self) -> _Txn | None:
+        stack = _TXNS.get()
+        if stack:
+            task = asyncio.current_task()
+            for t in stack:
+                if t.cache is self and t.task is task and t.frames:
+                    found: _Txn = t
+                    return found
+        return None
+
+    def _refuse_foreign(self, what: str) -> None:
+        if backend_transaction_open():
+            raise StoreError(
+                f"{what} through the SignalCache of account {self.device_id} inside a "
+                "transaction opened on the backend directly: the cache cannot learn whether "
+                "it commits. Open it through the cache instead: `async with "
+                "pm.transaction():` (or `pm.signal.transaction()`)"
+            )
+
+    async def _before_write(self) -> _Txn | None:
+        """Checks before a buffered write: the transaction it belongs to (or None), the
+        account's existence (once), and back-pressure when a bound is reached."""
+        t = self._own_txn()
+        if t is None:
+            self._refuse_foreign("a write")
+        if not self._account_checked:
+            if not await self._b.exists():
+                raise DeviceNotFoundError(self.device_id, "create the device row first (create())")
+            self._account_checked = True
+        if t is None and (len(self._dirty) >= self._max or self._budget.used > self._budget._max):
+            await self._relieve()
+        return t
+
+    async def _relieve(self) -> None:
+        """Make room: evict clean entries, and flush this cache if its dirty entries
+        reached ``max_entries`` or the budget cannot be met by eviction alone."""
+        budget = self._budget
+        budget.evict()
+        if len(self._dirty) >= self._max or (budget.used > budget._max and self.dirty_count):
+            await self.flush()
+
+    def _write_now(self, key: Key, value: bytes | None, t: _Txn | None) -> None:
+        if t is None:
+            self._buffer(key, value)
+        else:
+            self._seq += 1
+            t.frames[-1].writes[key] = (value, self._seq)
+
+    def _slow_path(self) -> bool:
+        """Whether a write needs :meth:`_before_write` (anything but a plain buffered write)."""
+        return bool(
+            _TXNS.get()
+            or _txn._CURRENT.get()
+            or not self._account_checked
+            or len(self._dirty) >= self._max
+            or self._budget.used > self._budget._max
+        )
+
+    # -- reads ---------------------------------------------------------------
+    async def _get(self, key: Key) -> bytes | None:
+        if _TXNS.get():
+            t = self._own_txn()
+            if t is not None:
+                value = t.lookup(key)
+                if value is not _MISSING:
+                    found: bytes | None = value
+                    return found
+        value = self._hit(key)
         if value is not _MISSING:
-            entries.move_to_end(key)
             cached: bytes | None = value
             return cached
         return await self._load(key)
 
     async def _load(self, key: Key) -> bytes | None:
-        kind, address = key
+        _, kind, address = key
         removals = self._removals
         if kind == SESSION:
             value = await self._b.get_session(address)
@@ -195,101 +573,158 @@ class SignalCache:
             value = await self._b.load_identity(address)
         else:
             value = await self._b.get_sender_key(address)
+        if self._in_any_txn():
+            return value  # may be uncommitted: not for the shared entries
         return self._fill(key, value, removals)
+
+    def _in_any_txn(self) -> bool:
+        return self._own_txn() is not None or backend_transaction_open()
 
     # -- sessions -------------------------------------------------------------
     async def get_session(self, address: str) -> bytes | None:
-        key = (SESSION, v.address(address))
-        entries = self._entries
-        value = entries.get(key, _MISSING)  # _get(), inlined: the hottest read
-        if value is not _MISSING:
-            entries.move_to_end(key)
-            cached: bytes | None = value
-            return cached
-        return await self._load(key)
+        key = (self._slot, SESSION, v.address(address))
+        if not _TXNS.get():  # _get() and _hit(), inlined: the hottest read
+            clean = self._clean
+            value = clean.get(key, _MISSING)
+            if value is not _MISSING:
+                clean.move_to_end(key)
+                cached: bytes | None = value
+                return cached
+            dirty = self._dirty.get(key)
+            if dirty is not None:
+                return dirty[0]
+            return await self._load(key)
+        return await self._get(key)
 
     async def get_sessions(self, addresses: Sequence[str]) -> dict[str, bytes]:
         wanted = v.address_list(addresses)
+        t = self._own_txn() if _TXNS.get() else None
+        slot = self._slot
         out: dict[str, bytes] = {}
         missing: list[str] = []
         for a in wanted:
-            key = (SESSION, a)
-            if self._touch(key):
-                value = self._entries[key]
-                if value is not None:
-                    out[a] = value
-            else:
+            key = (slot, SESSION, a)
+            value = t.lookup(key) if t is not None else _MISSING
+            if value is _MISSING:
+                value = self._hit(key)
+            if value is _MISSING:
                 missing.append(a)
+            elif value is not None:
+                out[a] = value
         if missing:
             removals = self._removals
             loaded = await self._b.get_sessions(missing)
-            for a in missing:
-                value = self._fill((SESSION, a), loaded.get(a), removals)
-                if value is not None:
-                    out[a] = value
+            if self._in_any_txn():
+                out.update(loaded)
+            else:
+                for a in missing:
+                    got = self._fill((slot, SESSION, a), loaded.get(a), removals)
+                    if got is not None:
+                        out[a] = got
         return out
 
     async def put_session(self, address: str, record: bytes) -> None:
-        key = (SESSION, v.address(address))
+        address = v.address(address)
         value = v.blob(record, "session record")
-        self._seq = seq = self._seq + 1  # _write(), inlined: the hottest write
-        entries = self._entries
-        entries[key] = value
-        entries.move_to_end(key)
-        self._dirty[key] = seq
+        key = (self._slot, SESSION, address)
+        # _buffer(), inlined with its checks: the hottest write.
+        budget = self._budget
+        dirty = self._dirty
+        if (
+            _TXNS.get()
+            or _txn._CURRENT.get()
+            or not self._account_checked
+            or len(dirty) >= self._max
+            or budget.used > budget._max
+        ):
+            self._write_now(key, value, await self._before_write())
+            return
+        old = self._clean.pop(key, _MISSING)
+        if old is not _MISSING:
+            self._clean_keys.discard(key)
+            budget.used += len(value) - (len(old) if old is not None else 0)
+        else:
+            prev = dirty.get(key)
+            if prev is None:
+                budget.used += ENTRY_OVERHEAD + len(address) + len(value)
+            else:
+                budget.used += len(value) - (len(prev[0]) if prev[0] is not None else 0)
+        self._seq = seq = self._seq + 1
+        dirty[key] = (value, seq)
         if not self._woken:
             self._woken = True
             self._wake.set()
-        if len(entries) > self._max:
-            self._evict()
+        if budget.used > budget._max or len(self._clean_keys) + len(dirty) > self._max:
+            self._trim()
 
     async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
-        for a, r in v.address_records(items, "sessions").items():
-            self._write((SESSION, a), r)
+        checked = v.address_records(items, "sessions")
+        t = await self._before_write()
+        slot = self._slot
+        for a, r in checked.items():
+            self._write_now((slot, SESSION, a), r, t)
 
     async def delete_session(self, address: str) -> None:
-        self._write((SESSION, v.address(address)), None)
+        key = (self._slot, SESSION, v.address(address))
+        self._write_now(key, None, await self._before_write())
 
     async def has_session(self, address: str) -> bool:
         return await self.get_session(address) is not None
 
     # -- identities -------------------------------------------------------------
     async def load_identity(self, address: str) -> bytes | None:
-        key = (IDENTITY, v.address(address))
-        entries = self._entries
-        value = entries.get(key, _MISSING)  # _get(), inlined
-        if value is not _MISSING:
-            entries.move_to_end(key)
-            cached: bytes | None = value
-            return cached
-        return await self._load(key)
+        key = (self._slot, IDENTITY, v.address(address))
+        if not _TXNS.get():  # _get() and _hit(), inlined
+            clean = self._clean
+            value = clean.get(key, _MISSING)
+            if value is not _MISSING:
+                clean.move_to_end(key)
+                cached: bytes | None = value
+                return cached
+            dirty = self._dirty.get(key)
+            if dirty is not None:
+                return dirty[0]
+            return await self._load(key)
+        return await self._get(key)
 
     async def put_identity(self, address: str, key: bytes) -> None:
-        self._write((IDENTITY, v.address(address)), v.fixed(key, "identity key", 32))
+        k = (self._slot, IDENTITY, v.address(address))
+        value = v.fixed(key, "identity key", 32)
+        if self._slow_path():
+            self._write_now(k, value, await self._before_write())
+        else:
+            self._buffer(k, value)
 
     async def put_identities_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
-        for a, k in v.address_keys(items, "identities").items():
-            self._write((IDENTITY, a), k)
+        checked = v.address_keys(items, "identities")
+        t = await self._before_write()
+        slot = self._slot
+        for a, k in checked.items():
+            self._write_now((slot, IDENTITY, a), k, t)
 
     async def delete_identity(self, address: str) -> None:
-        self._write((IDENTITY, v.address(address)), None)
+        key = (self._slot, IDENTITY, v.address(address))
+        self._write_now(key, None, await self._before_write())
 
     # -- sender keys ------------------------------------------------------------
     async def get_sender_key(self, address: str) -> bytes | None:
-        return await self._get(SENDER_KEY, v.address(address, "sender key address"))
+        return await self._get((self._slot, SENDER_KEY, v.address(address, "sender key address")))
 
     async def put_sender_key(self, address: str, record: bytes) -> None:
-        self._write(
-            (SENDER_KEY, v.address(address, "sender key address")),
-            v.blob(record, "sender key record"),
-        )
+        key = (self._slot, SENDER_KEY, v.address(address, "sender key address"))
+        value = v.blob(record, "sender key record")
+        self._write_now(key, value, await self._before_write())
 
     async def put_sender_keys_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
-        for a, r in v.address_records(items, "sender keys").items():
-            self._write((SENDER_KEY, a), r)
+        checked = v.address_records(items, "sender keys")
+        t = await self._before_write()
+        slot = self._slot
+        for a, r in checked.items():
+            self._write_now((slot, SENDER_KEY, a), r, t)
 
     async def delete_sender_key(self, address: str) -> None:
-        self._write((SENDER_KEY, v.address(address, "sender key address")), None)
+        key = (self._slot, SENDER_KEY, v.address(address, "sender key address"))
+        self._write_now(key, None, await self._before_write())
 
     # -- per-user state (identity change) -------------------------------------
     async def has_signal_state_for_user(self, user: str) -> bool:
@@ -302,50 +737,87 @@ class SignalCache:
         from .backends._common import sender_key_user_matches, user_matches
 
         user = v.user(user)
+
+        def matches(k: Key) -> bool:
+            if k[1] == SENDER_KEY:
+                return sender_key_user_matches(k[2], user)
+            return user_matches(k[2], user)
+
+        t = self._own_txn()
         await self.flush()
         n = await self._b.delete_signal_state_for_user(user)
+        if t is not None:
+            # Deleted inside the transaction: tombstones in the innermost block, so that
+            # this task sees them, a rollback of the block brings the entries back, and
+            # the commit leaves them absent.
+            frame = t.frames[-1]
+            for key in [k for k in (*self._clean_keys, *self._dirty, *t.writes()) if matches(k)]:
+                self._seq += 1
+                frame.writes[key] = (None, self._seq)
+            return n
         self._removals += 1
-        for key in [
-            k
-            for k in self._entries
-            if k not in self._dirty
-            and (
-                sender_key_user_matches(k[1], user)
-                if k[0] == SENDER_KEY
-                else user_matches(k[1], user)
-            )
-        ]:
-            del self._entries[key]
+        for key in [k for k in self._clean_keys if matches(k)]:
+            self._forget(key)
+        if len(self._clean_keys) * 4 < self._keys_peak:
+            self._compact()
         return n
 
     # -- pre-keys: consumption is buffered with the sessions ------------------
     async def remove_prekey(self, id: int) -> None:
         """Consume a pre-key: it goes in the flush that stores the session built from it."""
         id = v.prekey_id(id)
+        t = await self._before_write()
         self._seq += 1
+        if t is not None:
+            t.frames[-1].prekeys[id] = (True, self._seq)
+            return
         self._consumed_prekeys[id] = self._seq
         self._notify()
 
+    def _consumed(self, id: int) -> bool:
+        t = self._own_txn() if _TXNS.get() else None
+        if t is not None:
+            state = t.prekey(id)
+            if state is not None:
+                return state
+        return id in self._consumed_prekeys
+
     async def load_prekey(self, id: int) -> bytes | None:
         id = v.prekey_id(id)
-        if id in self._consumed_prekeys:
+        if self._consumed(id):
             return None
         return await self._b.load_prekey(id)
 
     async def load_prekeys_batch(self, ids: Sequence[int]) -> dict[int, bytes]:
-        wanted = [i for i in v.prekey_ids(ids) if i not in self._consumed_prekeys]
+        wanted = [i for i in v.prekey_ids(ids) if not self._consumed(i)]
         return await self._b.load_prekeys_batch(wanted) if wanted else {}
+
+    def _restored(self, ids: Iterable[int], t: _Txn | None) -> None:
+        """Pre-keys stored again: no longer consumed."""
+        if t is None:
+            for i in ids:
+                self._consumed_prekeys.pop(i, None)
+            return
+        frame = t.frames[-1]
+        for i in ids:
+            self._seq += 1
+            frame.prekeys[i] = (False, self._seq)
 
     async def store_prekey(self, id: int, record: bytes, uploaded: bool) -> None:
         id = v.prekey_id(id)
+        t = self._own_txn()
+        if t is None:
+            self._refuse_foreign("storing a pre-key")
         await self._b.store_prekey(id, record, uploaded)
-        self._consumed_prekeys.pop(id, None)
+        self._restored((id,), t)
 
     async def store_prekeys_batch(self, items: Sequence[tuple[int, bytes]], uploaded: bool) -> None:
         checked = v.prekey_records(items)
+        t = self._own_txn()
+        if t is None:
+            self._refuse_foreign("storing pre-keys")
         await self._b.store_prekeys_batch(list(checked.items()), uploaded)
-        for i in checked:
-            self._consumed_prekeys.pop(i, None)
+        self._restored(checked, t)
 
     async def load_unuploaded_prekeys(self, limit: int) -> list[tuple[int, bytes]]:
         await self.flush()
@@ -375,56 +847,192 @@ class SignalCache:
     async def remove_signed_prekey(self, id: int) -> None:
         await self._b.remove_signed_prekey(id)
 
+    async def snapshot_db(self, name: str, extra: bytes | None = None) -> str:
+        """Flush, then the backend's debug snapshot (so that it holds the buffered writes)."""
+        await self.flush()
+        return await self._b.snapshot_db(name, extra)
+
+    # -- transactions -----------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Open the backend's transaction; the cached writes of the block belong to it.
+
+        See the module docstring: they are written into the backend transaction when
+        the outermost block exits normally, and dropped if it (or, for a nested
+        block, that block) raises.
+
+        Raises:
+            StoreError: the running task is inside a transaction opened on a backend
+                directly.
+        """
+        t = self._own_txn()
+        if t is not None:  # nested: a savepoint of the backend transaction
+            frame = _Frame()
+            t.frames.append(frame)
+            try:
+                async with self._b.transaction():
+                    yield
+            except BaseException:
+                t.frames.remove(frame)
+                raise
+            t.frames.remove(frame)
+            t.frames[-1].absorb(frame)
+            return
+        self._refuse_foreign("a transaction")
+        async with self._flush_lock:
+            t = _Txn(self)
+            token = _TXNS.set((*_TXNS.get(), t))
+            try:
+                async with self._b.transaction():
+                    yield
+                    # The block is done: its cached writes go into the same commit.
+                    consumed = [i for i, (gone, _) in t.prekeys().items() if gone]
+                    await self._write_entries(t.writes().items(), consumed)
+            finally:
+                frame = t.frames[0]
+                t.frames.clear()
+                _TXNS.reset(token)
+            self._install(frame)
+
+    def _install(self, frame: _Frame) -> None:
+        """After the commit of an outermost transaction: its writes are the committed
+        values (unless another task wrote a key again since), and what flushes inside
+        it wrote is clean. Synchronous, so that readers see the whole commit at once."""
+        # A load that ran beside the transaction may have read what it replaced.
+        self._removals += 1
+        dirty = self._dirty
+        budget = self._budget
+        for key, (value, seq) in frame.writes.items():
+            newer = dirty.get(key)
+            if newer is not None:
+                if newer[1] > seq:
+                    continue  # written again outside the transaction: that stays dirty
+                del dirty[key]
+                budget.used -= _cost(key, newer[0])
+            self._put_clean(key, value)
+        for key, written in frame.flushed.items():
+            if dirty.get(key) is written:
+                del dirty[key]
+                self._clean[key] = written[0]
+                self._clean_keys.add(key)
+        consumed = self._consumed_prekeys
+        for i, (_, seq) in frame.prekeys.items():
+            if consumed.get(i, seq) < seq:
+                del consumed[i]
+        for i, seq in frame.flushed_prekeys.items():
+            if consumed.get(i) == seq:
+                del consumed[i]
+        self._grew()
+        self._trim()
+
     # -- flushing -------------------------------------------------------------
+    async def _write_entries(
+        self, entries: Iterable[tuple[Key, Dirty]], consumed: Iterable[int]
+    ) -> None:
+        """Write entries and pre-key removals into the backend transaction that is open."""
+        puts: tuple[list[tuple[str, bytes]], ...] = ([], [], [])
+        deletes: tuple[list[str], ...] = ([], [], [])
+        for (_, kind, address), (value, _) in entries:
+            if value is None:
+                deletes[kind].append(address)
+            else:
+                puts[kind].append((address, value))
+        b = self._b
+        for kind, batch in (
+            (SESSION, b.put_sessions_batch),
+            (IDENTITY, b.put_identities_batch),
+            (SENDER_KEY, b.put_sender_keys_batch),
+        ):
+            items = puts[kind]
+            for start in range(0, len(items), FLUSH_CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                await batch(items[start : start + FLUSH_CHUNK])
+        n = 0
+        for kind, delete in (
+            (SESSION, b.delete_session),
+            (IDENTITY, b.delete_identity),
+            (SENDER_KEY, b.delete_sender_key),
+        ):
+            for a in deletes[kind]:
+                await delete(a)
+                n += 1
+                if n % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        for i in consumed:
+            await b.remove_prekey(i)
+            n += 1
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
     async def flush(self) -> None:
         """Commit every buffered write in one backend transaction.
 
-        Raises the backend's error on failure; then nothing is marked clean and
-        the next flush retries everything.
+        Inside this cache's :meth:`transaction` it writes them into that transaction
+        instead, and they are marked clean when the outermost block commits.
+
+        Raises:
+            StoreError: inside a transaction opened on a backend directly.
+            Exception: the backend's error; then nothing is marked clean and the next
+                flush retries everything.
         """
+        t = self._own_txn()
+        if t is not None:
+            await self._flush_into(t)
+            return
+        self._refuse_foreign("a flush")
         async with self._flush_lock:
             if not self._dirty and not self._consumed_prekeys:
                 return
             taken = dict(self._dirty)
             consumed = dict(self._consumed_prekeys)
-            puts: tuple[list[tuple[str, bytes]], ...] = ([], [], [])
-            deletes: tuple[list[str], ...] = ([], [], [])
-            for key in taken:
-                value = self._entries.get(key)
-                if value is None:
-                    deletes[key[0]].append(key[1])
-                else:
-                    puts[key[0]].append((key[1], value))
-            b = self._b
             try:
-                async with b.transaction():
-                    if puts[SESSION]:
-                        await b.put_sessions_batch(puts[SESSION])
-                    if puts[IDENTITY]:
-                        await b.put_identities_batch(puts[IDENTITY])
-                    if puts[SENDER_KEY]:
-                        await b.put_sender_keys_batch(puts[SENDER_KEY])
-                    for a in deletes[SESSION]:
-                        await b.delete_session(a)
-                    for a in deletes[IDENTITY]:
-                        await b.delete_identity(a)
-                    for a in deletes[SENDER_KEY]:
-                        await b.delete_sender_key(a)
-                    for i in consumed:
-                        await b.remove_prekey(i)
+                async with self._b.transaction():
+                    await self._write_entries(taken.items(), consumed)
             except BaseException:
                 self.failed_flushes += 1
                 raise
-            # Committed: clean what was not written again while we flushed.
-            for key, seq in taken.items():
-                if self._dirty.get(key) == seq:
-                    del self._dirty[key]
+            # Committed: clean what was not written again while we flushed. Readers see
+            # the same values either way, so a long pass lets the loop run between steps.
             for i, seq in consumed.items():
                 if self._consumed_prekeys.get(i) == seq:
                     del self._consumed_prekeys[i]
+            clean = self._clean
+            done = list(taken.items())
+            for start in range(0, len(done), _CLEAN_STEP):
+                if start:
+                    self._trim()
+                    await asyncio.sleep(0)
+                dirty = self._dirty
+                clean_keys = self._clean_keys  # _trim() may have rebuilt it
+                for key, written in done[start : start + _CLEAN_STEP]:
+                    if dirty.get(key) is written:
+                        del dirty[key]
+                        clean[key] = written[0]
+                        clean_keys.add(key)
+                self._grew()
+            if len(self._dirty) * 4 < len(taken):  # as for the set: drop the grown table
+                self._dirty = dict(self._dirty)
             self.flushes += 1
-            if len(self._entries) > self._max:
-                self._evict()
+            self._trim()
+
+    async def _flush_into(self, t: _Txn) -> None:
+        """Flush inside the task's own transaction (a savepoint of it)."""
+        writes = t.writes()
+        prekeys = t.prekeys()
+        taken = {k: d for k, d in self._dirty.items() if k not in writes}
+        consumed = {i: seq for i, seq in self._consumed_prekeys.items() if i not in prekeys}
+        gone = [*consumed, *(i for i, (is_gone, _) in prekeys.items() if is_gone)]
+        async with self._b.transaction():
+            await self._write_entries([*taken.items(), *writes.items()], gone)
+        frame = t.frames[-1]
+        frame.flushed.update(taken)
+        frame.flushed_prekeys.update(consumed)
+
+    def _notify(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
 
     def start_flusher(self) -> None:
         """Start the coalescing flusher task (idempotent)."""
@@ -479,20 +1087,28 @@ class SignalCache:
                 await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        """Stop the flusher and flush."""
+        """Stop the flusher, flush, and give the clean entries' memory back to the budget.
+
+        Raises the flush's error (then the entries stay, dirty, for a later flush).
+        """
         await self.stop_flusher()
         await self.flush()
+        self._release()
 
     def drop(self) -> None:
-        """Forget everything, flushed or not (what a crash does; for tests and resets)."""
-        self._removals += 1
-        self._entries.clear()
+        """Forget everything, flushed or not (what a crash does; for tests, resets and
+        deleted accounts)."""
+        self._release()
+        budget = self._budget
+        for key, (value, _) in self._dirty.items():
+            budget.used -= _cost(key, value)
         self._dirty.clear()
         self._consumed_prekeys.clear()
+        self._account_checked = False
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        # Everything else of the Backend (app state, protocol, device, transaction)
-        # goes straight to the backend.
+        # Everything else of the Backend (app state, protocol, device) goes straight
+        # to the backend.
         return getattr(self._b, name)

@@ -13,9 +13,10 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
-from .cache import SignalCache
+from .cache import SignalCache, backend_transaction_open
 from .commands import DeviceCommand, apply_command
 from .contract import Backend, KeptLeaseStore, LeaseStore
 from .device import Device
@@ -149,6 +150,8 @@ class PersistenceManager:
             cache = signal_cache
         else:
             cache = None
+        if cache is not None:
+            cache._account_checked = True  # exists() above
         return cls(
             backend,
             device,
@@ -257,12 +260,31 @@ class PersistenceManager:
     def signal(self) -> SignalCache | Backend:
         """Where the client reads and writes Signal state: the SignalCache when one is
         in use, else the backend. With a cache, ``await pm.flush()`` (or
-        ``pm.signal.flush()``) is the durability barrier before sending."""
+        ``pm.signal.flush()``) is the durability barrier before sending, and
+        :meth:`transaction` groups cached writes with the backend's."""
         return self._cache if self._cache is not None else self._backend
 
     @property
     def signal_cache(self) -> SignalCache | None:
         return self._cache
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """``async with pm.transaction():`` groups the account's writes into one commit.
+
+        Use it, not ``pm.backend.transaction()``, when a SignalCache is in use: the
+        cached Signal writes made in the block then belong to the transaction (written
+        into its commit, dropped if it raises; see :mod:`wastore.cache`). Without a
+        cache it is the backend's transaction. Inside it, :meth:`flush` writes into the
+        transaction.
+        """
+        if self._cache is not None:
+            return self._cache.transaction()
+        return self._backend.transaction()
+
+    def _in_transaction(self) -> bool:
+        if self._cache is not None and self._cache.in_transaction:
+            return True
+        return backend_transaction_open()
 
     def get_device_snapshot(self) -> Device:
         """The current device state, read-only (assigning to it raises). No copy is made."""
@@ -322,8 +344,21 @@ class PersistenceManager:
         """Save now: the SignalCache's buffered writes (if any), then the device row if
         dirty. On failure the state stays dirty and the error is raised.
 
+        Inside a transaction (:meth:`transaction`) both are written into it: they
+        commit with it, and count as saved only once it has committed (the device
+        stays dirty, and the saver saves it again after the transaction).
+
         A success resets the saver's failure count and restarts a halted saver.
+
+        Raises:
+            StoreError: a SignalCache is in use and the transaction was opened on the
+                backend directly (use :meth:`transaction`).
         """
+        if self._in_transaction():
+            if self._cache is not None:
+                await self._cache.flush()
+            await self._save_into_transaction()
+            return
         if self._cache is not None:
             await self._cache.flush()
         await self._save()
@@ -356,6 +391,23 @@ class PersistenceManager:
                 self._saving = False
             self._failures = 0
             self._last_error = None
+
+    async def _save_into_transaction(self) -> None:
+        """Write the device row into the running task's transaction.
+
+        Without the save lock: a save by the saver task may be waiting for this very
+        transaction to end. The state stays dirty, so that the row is saved again
+        after the transaction, whether it commits or not.
+        """
+        if not (self._dirty or self._saving):
+            return
+        if self._lease_lost:
+            raise AccountInUseError(
+                self.device_id, "another process", "this process lost the account lease"
+            )
+        await self._backend.save(self._snapshot)
+        self._dirty = True
+        self._wake.set()
 
     # -- background saver --------------------------------------------------
     def run_background_saver(self, interval: float = DEFAULT_SAVE_INTERVAL) -> None:
@@ -552,8 +604,7 @@ class PersistenceManager:
                     await saver
         try:
             if self._cache is not None:
-                await self._cache.stop_flusher()
-                await self._cache.flush()
+                await self._cache.close()
             await self._save()
         finally:
             lost = self.lease_lost
