@@ -433,7 +433,7 @@ async def test_a_lease_of_an_older_wastore_process_is_respected(pg_url: str) -> 
         assert await old.fetchval(
             "SELECT pg_try_advisory_lock($1, $2)", lock_class("wastore_"), device_id
         )
-        with pytest.raises(AccountInUseError, match="wastore 0.1"):
+        with pytest.raises(AccountInUseError, match=r"wastore 0\.1"):
             await PersistenceManager.open(s.backend(device_id))
         await old.fetchval("SELECT pg_advisory_unlock($1, $2)", lock_class("wastore_"), device_id)
         pm = await PersistenceManager.open(s.backend(device_id))
