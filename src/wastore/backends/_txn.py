@@ -7,12 +7,14 @@ outside it:
 - A task that was **started inside** the transaction (``asyncio.create_task``,
   ``asyncio.gather``, ``asyncio.shield``, and ``asyncio.wait_for`` on Python
   3.11 start tasks; they inherit the context, so they see the transaction in
-  :data:`_CURRENT`) is refused with :class:`~wastore.StoreError` while the
-  transaction is open: it can neither join it (its calls would interleave
-  with the owner's on one connection, and a savepoint of one could undo the
-  other's writes) nor wait for it (the owner usually awaits it: they would
-  wait for each other forever). Once the transaction has ended it is an
-  ordinary task.
+  :data:`_CURRENT`) may read, outside the transaction (the committed state,
+  never the transaction's writes), but its writes are refused with
+  :class:`~wastore.StoreError` while the transaction is open: it can neither
+  join it (its calls would interleave with the owner's on one connection, and
+  a savepoint of one could undo the other's writes) nor wait for it (the owner
+  usually awaits it: they would wait for each other forever), and a write
+  outside it would survive its rollback. Once the transaction has ended it is
+  an ordinary task.
 - Any other task waits for the transaction to end where the backend makes it
   wait (SQLite's writer, PostgreSQL's account lock, the memory store), at most
   a lock timeout, after which :func:`wait_timeout` names the task holding it.
@@ -69,11 +71,14 @@ def describe_holder(task: asyncio.Task[Any] | None, account: int | None, since: 
     return f"{what} of task {task_name(task)}, open for {time.monotonic() - since:.1f}s"
 
 
-def current(owner: object) -> TxnState[Any] | None:
+def current(owner: object, read: bool = False) -> TxnState[Any] | None:
     """The open transaction of ``owner`` that the running task owns, or None.
 
+    ``read``: the call only reads; a task started inside an open transaction then
+    reads outside it (None).
+
     Raises:
-        StoreError: the running task was started inside a transaction of ``owner``
+        StoreError: a write by a task started inside a transaction of ``owner``
             that is still open (see the module docstring).
     """
     stack = _CURRENT.get()
@@ -85,7 +90,23 @@ def current(owner: object) -> TxnState[Any] | None:
             if st.task is task:
                 found: TxnState[Any] = st
                 return found
+            if read:
+                return None
             raise started_inside(st)
+    return None
+
+
+def started_inside_open() -> TxnState[Any] | None:
+    """The open transaction (of any owner) that the running task was started inside,
+    if any: a write of this task could not belong to it."""
+    stack = _CURRENT.get()
+    if not stack:
+        return None
+    task = asyncio.current_task()
+    for st in reversed(stack):
+        if st.open and st.task is not task:
+            found: TxnState[Any] = st
+            return found
     return None
 
 
@@ -93,10 +114,11 @@ def started_inside(st: TxnState[Any]) -> StoreError:
     return StoreError(
         f"this task ({task_name(asyncio.current_task())}) was started inside "
         f"{st.describe()}, which is still open: a task started inside a transaction "
-        "cannot use the store until the transaction ends (it could neither join it nor "
-        "wait for it without deadlocking its owner). Make the calls from the task that "
-        "opened the transaction, or await the task after the transaction block "
-        "(asyncio.gather, asyncio.shield, and asyncio.wait_for on Python 3.11, start tasks)"
+        "cannot write until the transaction ends (it could neither join it nor wait for "
+        "it without deadlocking its owner, and a write outside it would survive its "
+        "rollback). Make the writes from the task that opened the transaction, or await "
+        "the task after the transaction block (asyncio.gather, asyncio.shield, and "
+        "asyncio.wait_for on Python 3.11, start tasks)"
     )
 
 

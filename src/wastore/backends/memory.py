@@ -6,11 +6,12 @@ isolation, leases between managers of one process — so code tested on it
 behaves the same on SQLite and PostgreSQL.
 
 Transactions run one at a time in a store (so a read-modify-write inside one
-never loses an update), and the calls of other tasks wait for an open one to
+never loses an update); the writes of other tasks wait for an open one to
 end, at most :attr:`MemoryStore.lock_timeout` seconds (then
-:class:`~wastore.BackendUnavailableError` names the holder); a task started
-inside a transaction is refused while it is open
-(:mod:`wastore.backends._txn`). A lease taken through a view fences the writes
+:class:`~wastore.BackendUnavailableError` names the holder), and their reads
+see the state as last committed (the open transaction's undo journal applied
+to copies). A task started inside a transaction may read but not write while
+it is open (:mod:`wastore.backends._txn`). A lease taken through a view fences the writes
 of that view: once another holder took the lease over (after its ttl), they
 raise :class:`~wastore.AccountInUseError` and change nothing.
 """
@@ -177,6 +178,32 @@ class MemoryStore:
             await self._acquire(release=True)
         return None
 
+    def _committed_view(self, acct: _Account) -> _Account:
+        """``acct`` without the writes of the open transaction (its undo journal applied
+        to copies of what it changed)."""
+        holder = self._holder
+        journal = [] if holder is None else holder.data
+        if not journal:
+            return acct
+        fields = {id(d): name for name, d in vars(acct).items() if isinstance(d, dict)}
+        fields[id(vars(acct))] = ""
+        touched = [entry for entry in journal if id(entry[0]) in fields]
+        if not touched:
+            return acct
+        view = copy.copy(acct)
+        copies: dict[str, dict[Any, Any]] = {"": vars(view)}
+        for d, key, old in reversed(touched):
+            name = fields[id(d)]
+            target = copies.get(name)
+            if target is None:
+                target = copies[name] = dict(d)
+                setattr(view, name, target)
+            if old is _MISSING:
+                target.pop(key, None)
+            else:
+                target[key] = old
+        return view
+
     async def _acquire(self, release: bool = False) -> None:
         """Take the transaction lock (waiting at most ``lock_timeout``); ``release``: give
         it back at once (wait for the open transaction to end, without taking a turn
@@ -221,9 +248,15 @@ class MemoryBackend:
 
     # -- plumbing ----------------------------------------------------------
     async def _read(self) -> _Account:
-        self._c._check_open()
-        await self._c._wait_for_other_txn()
-        return self._c._accounts.get(self._id) or _Account()
+        """The account as the running task sees it: with its own transaction's writes,
+        or as last committed while another task's transaction is open (a read never
+        waits for a transaction)."""
+        c = self._c
+        c._check_open()
+        acct = c._accounts.get(self._id) or _Account()
+        if c._holder is not None and _txn.current(c, read=True) is None:
+            return c._committed_view(acct)
+        return acct
 
     async def _write(self) -> tuple[_Account, list[_Undo] | None]:
         self._c._check_open()
@@ -835,14 +868,16 @@ class MemoryBackend:
         return token
 
     async def renew_lease(self, token: str, ttl: float) -> bool:
-        acct = await self._read()
+        self._c._check_open()
+        acct = self._c._accounts.get(self._id) or _Account()
         if acct.lease is None or acct.lease[0] != token:
             return False
         acct.lease = (token, acct.lease[1], time.monotonic() + float(ttl))
         return True
 
     async def release_lease(self, token: str) -> None:
-        acct = await self._read()
+        self._c._check_open()
+        acct = self._c._accounts.get(self._id) or _Account()
         if acct.lease is not None and acct.lease[0] == token:
             acct.lease = None
         if self._token == token:

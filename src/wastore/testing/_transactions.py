@@ -42,7 +42,7 @@ from ._support import (
     state_summary,
 )
 
-A, B, C = "111@s.whatsapp.net", "222@s.whatsapp.net", "333@s.whatsapp.net"
+A, B, C, D = (f"{u}@s.whatsapp.net" for u in ("111", "222", "333", "444"))
 
 T = TypeVar("T")
 
@@ -287,9 +287,10 @@ class TransactionContract:
         assert await backend.get_session(A) == b"200"
 
     async def test_gather_inside_a_transaction_is_refused_not_hung(self, backend: Backend) -> None:
-        """Tasks started inside a transaction (gather, create_task) cannot use the store
-        while it is open: refused at once with StoreError (never a hang), and nothing
-        they tried reaches the store (never an escape from the rollback)."""
+        """Tasks started inside a transaction (gather, create_task) cannot write while it
+        is open: refused at once with StoreError (never a hang), and nothing they tried
+        reaches the store (never an escape from the rollback). They may read, outside
+        the transaction: the committed state, never its writes."""
         await backend.put_session(C, record("c"))
 
         async def body() -> None:
@@ -297,13 +298,17 @@ class TransactionContract:
             results = await asyncio.wait_for(
                 asyncio.gather(
                     backend.put_session(B, record("from a child task")),
+                    backend.put_sessions_batch([(D, record("from a child task"))]),
                     backend.get_session(C),
+                    backend.get_session(A),
                     return_exceptions=True,
                 ),
                 _DEADLINE,
             )
-            assert all(isinstance(r, StoreError) for r in results), results
+            assert isinstance(results[0], StoreError), results
+            assert isinstance(results[1], StoreError), results
             assert "started inside" in str(results[0])
+            assert list(results[2:]) == [record("c"), None]  # committed state only
             task = asyncio.create_task(backend.delete_session(C))
             with pytest.raises(StoreError, match="started inside"):
                 await asyncio.wait_for(task, _DEADLINE)
@@ -312,7 +317,7 @@ class TransactionContract:
 
         with pytest.raises(Abort):
             await in_aborted_transaction(backend, body)
-        assert await backend.get_sessions([A, B, C]) == {C: record("c")}
+        assert await backend.get_sessions([A, B, C, D]) == {C: record("c")}
 
     async def test_a_task_started_inside_works_once_the_transaction_ended(
         self, backend: Backend

@@ -286,17 +286,17 @@ class PostgresEngine:
 
     # -- the primitives ------------------------------------------------------
     async def one(self, sql: str, args: Sequence[Any]) -> Any:
-        return await self._call("fetchrow", sql, args)
+        return await self._call("fetchrow", sql, args, read=True)
 
     async def value(self, sql: str, args: Sequence[Any]) -> Any:
-        return await self._call("fetchval", sql, args)
+        return await self._call("fetchval", sql, args, read=True)
 
     async def rows(self, sql: str, args: Sequence[Any], *, expect: int | None = 0) -> list[Any]:
-        rows: list[Any] = await self._call("fetch", sql, args)
+        rows: list[Any] = await self._call("fetch", sql, args, read=True)
         return rows
 
     async def by_keys(self, stmt: KeyRead, head: tuple[Any, ...], keys: Sequence[Any]) -> list[Any]:
-        rows: list[Any] = await self._call("fetch", stmt.sql, (*head, keys))
+        rows: list[Any] = await self._call("fetch", stmt.sql, (*head, keys), read=True)
         return rows
 
     async def write(
@@ -373,15 +373,17 @@ class PostgresEngine:
         args: Sequence[Any],
         idempotent: bool = True,
         account: int | None = None,
+        read: bool = False,
     ) -> Any:
         """One statement, ``conn.<kind>(sql, *args)`` (``kind``: fetch, fetchrow, fetchval,
         execute or executemany), in the task's transaction or on a pooled connection.
 
         ``idempotent``: running it twice is harmless, so it may run again when its
         connection died after it was sent. ``account``: the account it writes, whose
-        transaction in another task of this process it waits for.
+        transaction in another task of this process it waits for. ``read``: it only
+        reads (a task started inside a transaction reads outside it).
         """
-        st = _txn.current(self)
+        st = _txn.current(self, read)
         if st is not None:
             return await self._in_txn(st.data, lambda c: getattr(c, kind)(sql, *args))
         if account is not None and self._accounts:

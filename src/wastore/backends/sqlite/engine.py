@@ -247,7 +247,7 @@ class SqliteEngine:
         (a reader connection's cache is dropped whenever the writer commits) — else
         the reader, which never sees another task's uncommitted writes.
         """
-        st = _txn.current(self)
+        st = _txn.current(self, read=True)
         if st is not None:
             conn: Conn = st.data
             return conn
@@ -306,7 +306,7 @@ class SqliteEngine:
     async def _read_big(self, fn: Callable[[Conn], T]) -> T:
         """A large read on the worker thread: in the task's transaction, or on the
         worker's reader."""
-        st = _txn.current(self)
+        st = _txn.current(self, read=True)
         self.check_open()
         conn: Conn | None = st.data if st is not None else self._bg
         assert conn is not None
