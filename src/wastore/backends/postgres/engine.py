@@ -36,7 +36,7 @@ Design (measured on a 2-core machine, server on the same host; see
   wait for each other. Transactions of one account in this process queue here
   first (without holding a connection); every wait lasts at most
   ``command_timeout`` and its error names the holder. A task started inside a
-  transaction is refused while it is open (:mod:`wastore.backends._txn`).
+  transaction may read but not write while it is open (:mod:`wastore.backends._txn`).
 - **Fencing**: when this container holds the account's lease, the same lock
   statement checks its epoch (a holder that lost the lease gets
   :class:`~wastore.AccountInUseError` before anything is written); atomic

@@ -30,7 +30,8 @@ Design (chosen by measurement, see ``benchmarks/sqlite_designs.py`` and
   write lock): a read-modify-write inside ``transaction()`` never loses an
   update. A wait for the writer lasts at most ``lock_timeout`` (30 s), then
   :class:`BackendUnavailableError` names the task holding it. A task started
-  inside a transaction is refused while it is open (:mod:`wastore.backends._txn`).
+  inside a transaction may read but not write while it is open
+  (:mod:`wastore.backends._txn`).
 - **Fencing**: a transaction or an atomic call on an account whose lease this
   container holds reads the lease epoch right after ``BEGIN IMMEDIATE``
   (:meth:`SqliteEngine._check_fence`); single-statement writes carry the check
