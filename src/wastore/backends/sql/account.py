@@ -92,12 +92,11 @@ class SqlAccount:
     async def _write(self, sql: str, args: Sequence[Any], idempotent: bool = True) -> int:
         leases = self._leases
         epoch = leases.fence(self._id) if leases.held else None
+        fenced = None if epoch is None else leases.fenced.get(sql)
         try:
-            if epoch is None:
+            if fenced is None or epoch is None:  # no lease held here (or not a holder's write)
                 return await self._e.write(sql, args, idempotent=idempotent, account=self._id)
-            n = await self._e.write(
-                leases.fenced[sql], (*args, epoch), idempotent=idempotent, account=self._id
-            )
+            n = await self._e.write(fenced, (*args, epoch), idempotent=idempotent, account=self._id)
             if n == 0:
                 await leases.verify(self._id, epoch)
             return n

@@ -367,6 +367,8 @@ class LeaseKeeper:
         """The error for a row that may not be taken now, or None."""
         name = r.holder or "an unnamed holder"
         if r.token == self.token:
+            if r.device_id not in self.held:
+                return None  # a row this container failed to release: its own to take
             return AccountInUseError(r.device_id, name, "held by this process")
         if r.holder_token is None:  # a row of an older wastore: its own expiry
             if r.expires_at <= now:
