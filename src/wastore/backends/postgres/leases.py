@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..sql import schema
 from ..sql.engine import Tx
-from ..sql.leases import HOST, LeaseKeeper, LeaseRow
+from ..sql.leases import HOST, STALE_HOLDER, LeaseKeeper, LeaseRow
 from .errors import Conn, lost
 from .pool import ForeignPool
 
@@ -156,7 +156,7 @@ class PostgresLeases(LeaseKeeper):
     async def _register(self) -> None:
         e = self._pg
         await self._lock_conn()
-        await e.write(self._sql["cleanup"], (86_400.0,))
+        await e.write(self._sql["cleanup"], (STALE_HOLDER,))
         await e.write(self._sql["register"], (self.token, HOST, self.pid, self.node, self.lock_key))
 
     async def _renew(self) -> int:

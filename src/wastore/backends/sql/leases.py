@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ...errors import AccountInUseError, DeviceNotFoundError
 from .engine import Tx
 from .fence import fenced_statements
-from .queries import Queries
+from .queries import Queries, to_sqlite
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -179,7 +179,7 @@ class LeaseKeeper:
             }.items()
         }
         if q.dialect == "sqlite":
-            self._s = {k: _qmarks(v) for k, v in self._s.items()}
+            self._s = {k: to_sqlite(v) for k, v in self._s.items()}
 
     # -- what a dialect provides -------------------------------------------------
     async def _now(self, tx: Tx) -> float:
@@ -256,7 +256,7 @@ class LeaseKeeper:
         """
         row = await self._e.one(self._s["check"], (device_id,))
         if row is None and await self._e.one(self._s["device_exists"], (device_id,)) is not None:
-            row = ("", "", "")  # a device without its lease row: not ours any more
+            row = (0, "", "")  # a device without its lease row: not ours any more
         self.check_row(device_id, epoch, row)
 
     def _mark_lost(self, device_id: int, epoch: int | None = None) -> None:
@@ -543,13 +543,6 @@ def lost_error(device_id: int, holder: str | None) -> AccountInUseError:
     return AccountInUseError(
         device_id, holder or "another process", "this process lost the account lease"
     )
-
-
-def _qmarks(sql: str) -> str:
-    """``$n`` -> ``?n`` (SQLite)."""
-    from .queries import to_sqlite
-
-    return to_sqlite(sql)
 
 
 def in_list(ids: Iterable[int]) -> str:

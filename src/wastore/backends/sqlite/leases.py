@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ..sql.engine import Tx
-from ..sql.leases import HOST, LeaseKeeper, LeaseRow, in_list, pid_alive
+from ..sql.leases import HOST, STALE_HOLDER, LeaseKeeper, LeaseRow, in_list, pid_alive
 from ..sql.queries import to_sqlite
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class SqliteLeases(LeaseKeeper):
 
     async def _register(self) -> None:
         now = time.time()
-        await self._e.write(self._cleanup_sql, (now - 86_400,))
+        await self._e.write(self._cleanup_sql, (now - STALE_HOLDER,))
         await self._e.write(self._register_sql, (self.token, HOST, self.pid, self.node, now))
 
     async def _renew(self) -> int:
