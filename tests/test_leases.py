@@ -156,6 +156,21 @@ async def test_the_renewal_notices_a_lost_lease(url: str) -> None:
         await old.close()
 
 
+async def test_a_lease_row_removed_behind_the_holder_fences_it_off(url: str) -> None:
+    s = await open_sql(url)
+    try:
+        device_id = await s.create_device()
+        pm = await PersistenceManager.open(s.backend(device_id))
+        await execute(url, "DELETE FROM wastore_leases WHERE device_id = $1", device_id)
+        with pytest.raises(AccountInUseError, match="lost the account lease"):
+            await pm.backend.put_session(A, b"unfenced?")
+        assert await pm.backend.get_session(A) is None
+        assert pm.lease_lost
+        await pm.close()
+    finally:
+        await s.close()
+
+
 async def test_an_unleased_view_of_a_leased_account_is_fenced_too(store: SqlStore) -> None:
     device_id = await store.create_device()
     pm = await PersistenceManager.open(store.backend(device_id))
