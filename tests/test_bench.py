@@ -35,15 +35,18 @@ def test_harness_runs_every_workload_on_memory_and_sqlite(tmp_path: Path) -> Non
     run(opts)
     doc = json.loads((out / "results.json").read_text())
     rows = {(r["workload"], r["impl"]): r for r in doc["results"]}
-    expected = {(w, "sqlite") for w in WORKLOADS}
-    expected |= {(w, "memory") for w in WORKLOADS if w not in ("W5", "W1w")}  # W1w: files
+    in_process = [w for w in WORKLOADS if w not in ("W5", "W7", "W8")]
+    expected = {(w, "sqlite") for w in (*in_process, "W5", "W7-30", "W7-60")}
+    expected |= {(w, "memory") for w in in_process if w != "W1w"}  # W1w: an SQLite file's WAL
+    expected |= {(w, "sqlite+lease") for w in ("W1d", "W1c")}  # the fencing cost
     expected |= {(w, "raw-sqlite3") for w in ("W1d", "W1w", "W2", "W3", "W4")}
     assert expected <= set(rows)
+    assert not any(w.startswith("W8") for w, _ in rows)  # PostgreSQL only
     for key in expected:
         r = rows[key]
         assert r["error"] is None, (key, r["error"])
         runs = r["runs_ops_per_s"]
-        assert len(runs) == (1 if key[0] == "W5" else 2), key
+        assert len(runs) == (1 if key[0].startswith(("W5", "W7")) else 2), key
         assert all(math.isfinite(x) and x > 0 for x in runs), (key, runs)
         assert r["min_ops_per_s"] <= r["median_ops_per_s"] <= r["max_ops_per_s"]
     w5 = rows[("W5", "sqlite")]["extra"]
@@ -52,10 +55,18 @@ def test_harness_runs_every_workload_on_memory_and_sqlite(tmp_path: Path) -> Non
     assert all(s > 0 for s in w5["seconds"])
     assert all(g >= 0 for g in w5["rss_growth_mib"])
     assert rows[("W1c", "sqlite")]["extra"]["flushes_per_run"]
+    w7 = rows[("W7-60", "sqlite")]["extra"]
+    assert w7["accounts"] == 60
+    assert w7["connections"] == [3]
+    assert w7["leases_lost"] == 0
+    assert 0 <= w7["idle_cpu_share"] < 2  # measured (a share of one core), not asserted
+    assert w7["device_bytes"] > 0
     assert all(p > 0 for p in rows[("W1w", "sqlite")]["extra"]["peak_wal_mib"])
     by_goal = {g["goal"]: g for g in doc["goals"]}
     assert by_goal["W1d SQLite >= 0.5 x raw-sqlite3"]["measured"] > 0
     assert by_goal["W5 SQLite: 20 accounts in < 2 s"]["met"] is True
+    assert by_goal["W7 SQLite: 60 accounts open with leases in < 10 s"]["measured"] > 0
+    assert by_goal["W1d SQLite, lease held (fenced) >= 0.8 x raw-sqlite3"]["measured"] > 0
     assert by_goal["W1w SQLite: peak -wal < 64 MiB under sustained writes"]["met"] is True
     assert by_goal["W1d SQLite >= 2 x yowsup"]["measured"] is None  # peers not run
     assert doc["meta"]["machine"]["nproc"] >= 1

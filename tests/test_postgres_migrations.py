@@ -101,7 +101,7 @@ async def test_fresh_database_is_created_at_the_latest_schema(pg_blank_url: str)
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
             )
         }
-        assert tables == {f"{P}{t}" for t in (*schema.TABLES, "version")}
+        assert tables == {f"{P}{t}" for t in (*schema.TABLES, *schema.OTHER_TABLES)}
         # every per-account table: device_id first in the key, cascading foreign key
         for table in schema.ACCOUNT_TABLES:
             key = await conn.fetchval(
@@ -151,7 +151,7 @@ async def test_upgrade_from_v1_keeps_every_row(pg_blank_url: str, pg_url: str) -
             if table == "device":  # the manager saved the device row since
                 assert len(after) == 1
                 continue
-            # the same rows, and each has its checksum now (the upgrade to schema 5)
+            # the same rows, and each has its checksum now (the upgrade to schema 6)
             assert [r[:-1] for r in after] == rows, table
             assert all(type(r[-1]) is int for r in after), table
         assert await conn.fetch(f"SELECT version, compat FROM {P}version") == [

@@ -205,7 +205,7 @@ def check(table: str, key: object, stored: Any, computed: int) -> None:
 
 
 async def backfill(conn: Any, prefix: str) -> None:
-    """Compute the checksum of every row that has none (the upgrade to schema 5).
+    """Compute the checksum of every row that has none (the upgrade to schema 6).
 
     Args:
         conn: a :class:`~wastore.backends.sql.migrate.SchemaConn` inside the step's
