@@ -11,13 +11,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final
 
-WORKLOADS: Final = ("W1d", "W1c", "W2", "W3", "W4", "W5", "W7", "W8")
+WORKLOADS: Final = ("W1d", "W1c", "W1w", "W2", "W3", "W4", "W5", "W7", "W8")
 PROCESS_WORKLOADS: Final = frozenset({"W5", "W7", "W8"})
 """Workloads timed in child processes of their own (not by the in-process runners)."""
 
 WHAT: Final[dict[str, str]] = {
     "W1d": "load_identity + get_session + committed put_session (1,200 B), peer of 2,000",
     "W1c": "W1 through the SignalCache (flusher on); time includes the final flush()",
+    "W1w": "sustained writes (SQLite): 50,000 committed put_session of new peers back to back, "
+    "peak size of the -wal file",
     "W2": "one fan-out to 1,024 devices: get_sessions + put_sessions_batch + sender key get/put",
     "W3": "store 812 pre-keys (1 batch), mark uploaded, 812 x (load_prekey, remove_prekey)",
     "W4": "put 50,000 MACs in batches of 500, then 50 x get_mutation_macs of 1,000 (half present)",
@@ -30,6 +32,7 @@ WHAT: Final[dict[str, str]] = {
 UNITS: Final[dict[str, str]] = {
     "W1d": "ops/s",
     "W1c": "ops/s",
+    "W1w": "commits/s",
     "W2": "fan-outs/s",
     "W3": "refills/s",
     "W4": "syncs/s",
@@ -58,6 +61,8 @@ class Sizes:
     """yowsup commits with an fsync twice per operation; it runs a prefix of the same sequence."""
     w1_ops_baileys: int = 10_000
     w1_warmup: int = 2000
+    w1w_ops: int = 50_000
+    """W1w: one-row commits per run, each a new peer (the database and its WAL grow)."""
     # W2
     w2_group: int = 1024
     w2_fanouts: int = 20
@@ -109,6 +114,7 @@ QUICK: Final = FULL.scaled(
     w1_ops_yowsup=1000,
     w1_ops_baileys=2000,
     w1_warmup=500,
+    w1w_ops=10_000,
     w2_fanouts=5,
     w3_cycles=2,
     w4_macs=10_000,
@@ -134,6 +140,7 @@ def tiny() -> Sizes:
         w1_ops_yowsup=50,
         w1_ops_baileys=100,
         w1_warmup=20,
+        w1w_ops=300,
         w2_group=64,
         w2_fanouts=2,
         w3_prekeys=40,

@@ -59,7 +59,7 @@ def _merge(*groups: dict[str, list[Runner]]) -> dict[str, list[Runner]]:
 
 async def _run_groups(groups: dict[str, list[Runner]], reps: int, log: Log) -> list[Result]:
     results: list[Result] = []
-    for key in ("W1", "W2", "W3", "W4"):
+    for key in ("W1", "W1w", "W2", "W3", "W4"):
         if key in groups:
             results += await interleaved(groups[key], reps, log)
     return results

@@ -114,7 +114,7 @@ async def w1d(store: PostgresStore, raw: Any, ops: int, reps: int) -> dict[str, 
         for a, rec in seq:
             await raw.fetchval(li, dev, a)
             await raw.fetchval(gs, dev, a)
-            await raw.execute(ps, dev, a, rec)
+            await raw.execute(ps, dev, a, rec, 0)
 
     result = await compare("W1d", reps, store_run, {"raw (same)": raw_run})
     print(f"     {ops / result['wastore']:,.0f} ops/s wastore, "
@@ -148,11 +148,13 @@ async def w2(store: PostgresStore, raw: Any, reps: int) -> dict[str, float]:
             assert len({r[0]: r[1] for r in rows}) == 1024
             f = fanouts[k % 3]
             if executemany:
-                await raw.executemany(Q.put_session, [(dev, a, r) for a, r in f])
+                await raw.executemany(Q.put_session, [(dev, a, r, 0) for a, r in f])
             else:
-                await raw.execute(PQ["put_sessions"], dev, [a for a, _ in f], [r for _, r in f])
+                await raw.execute(
+                    PQ["put_sessions"], dev, [a for a, _ in f], [r for _, r in f], [0] * len(f)
+                )
             await raw.fetchval(Q.get_sender_key, dev, sk)
-            await raw.execute(Q.put_sender_key, dev, sk, keys[k % 3])
+            await raw.execute(Q.put_sender_key, dev, sk, keys[k % 3], 0)
 
         return run
 
@@ -181,10 +183,11 @@ async def w3(store: PostgresStore, raw: Any, reps: int) -> dict[str, float]:
     def raw_run(executemany: bool) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             if executemany:
-                await raw.executemany(Q.store_prekey, [(dev, i, r, False) for i, r in batch])
+                await raw.executemany(Q.store_prekey, [(dev, i, r, 0, False) for i, r in batch])
                 await raw.executemany(Q.mark_prekey_uploaded, [(dev, i) for i in ids])
             else:
-                await raw.execute(PQ["store_prekeys"], dev, ids, [r for _, r in batch], False)
+                recs = [r for _, r in batch]
+                await raw.execute(PQ["store_prekeys"], dev, ids, recs, [0] * len(ids), False)
                 await raw.execute(PQ["mark_prekeys_uploaded"], dev, ids)
             for i in ids:
                 await raw.fetchval(Q.load_prekey, dev, i)
@@ -230,13 +233,15 @@ async def w4(store: PostgresStore, raw: Any, reps: int, total: int) -> dict[str,
                 if executemany:
                     await raw.executemany(
                         Q.put_mutation_mac,
-                        [(dev, name, i, v, m) for i, m in zip(idx, vals, strict=True)],
+                        [(dev, name, i, v, m, 0) for i, m in zip(idx, vals, strict=True)],
                     )
                 else:
-                    await raw.execute(PQ["put_mutation_macs"], dev, name, v, idx, vals)
+                    await raw.execute(
+                        PQ["put_mutation_macs"], dev, name, v, idx, vals, [0] * len(idx)
+                    )
             for look in lookups:
                 rows = await raw.fetch(PQ["get_mutation_macs"], dev, name, look)
-                assert len({r[0]: r[1] for r in rows}) == 500
+                assert len({r[0]: r[2] for r in rows}) == 500
 
         return run
 

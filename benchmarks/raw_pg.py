@@ -18,6 +18,8 @@ from .measure import Runner
 from .store_workloads import APP_STATE_COLLECTION, Accounts, Data, W3Base
 
 IMPL = "raw-asyncpg"
+NO_CRC = 0
+"""What the raw peer writes where the store writes a row's checksum (it computes none)."""
 
 
 def pg_statements(prefix: str = "wastore_") -> dict[str, str]:
@@ -61,7 +63,7 @@ class W1d(Runner):
         for a, rec in self.warm if rep < 0 else self.seq:
             await fetchrow(li, dev, a)
             await fetchrow(gs, dev, a)
-            await execute(ps, dev, a, rec)
+            await execute(ps, dev, a, rec, NO_CRC)
 
 
 class W2(Runner):
@@ -83,9 +85,9 @@ class W2(Runner):
             rows = await c.fetch(pq["get_sessions"], dev, self.members)
             found = {r[0]: r[1] for r in rows}
             addrs, recs = self.fanouts[k % 3]
-            await c.execute(pq["put_sessions"], dev, addrs, recs)
+            await c.execute(pq["put_sessions"], dev, addrs, recs, [NO_CRC] * len(addrs))
             await c.fetchrow(q.get_sender_key, dev, sk)
-            await c.execute(q.put_sender_key, dev, sk, self.sender_keys[k % 3])
+            await c.execute(q.put_sender_key, dev, sk, self.sender_keys[k % 3], NO_CRC)
             if len(found) != len(self.members):
                 raise AssertionError("W2 did not find every session")
 
@@ -100,7 +102,8 @@ class W3(W3Base):
         lp, rp = q.load_prekey, q.remove_prekey
         for batch in self.batches:
             ids = [i for i, _ in batch]
-            await c.execute(pq["store_prekeys"], dev, ids, [r for _, r in batch], False)
+            recs = [r for _, r in batch]
+            await c.execute(pq["store_prekeys"], dev, ids, recs, [NO_CRC] * len(ids), False)
             await c.execute(pq["mark_prekeys_uploaded"], dev, ids)
             for i in ids:
                 await c.fetchrow(lp, dev, i)
@@ -134,10 +137,12 @@ class W4(Runner):
     async def run(self, rep: int) -> None:
         pq, c, dev, name = self.raw.pq, self.raw.conn, self.dev, APP_STATE_COLLECTION
         for version, (idx, vals) in enumerate(self.batches, start=1):
-            await c.execute(pq["put_mutation_macs"], dev, name, version, idx, vals)
+            await c.execute(
+                pq["put_mutation_macs"], dev, name, version, idx, vals, [NO_CRC] * len(idx)
+            )
         for lookup in self.lookups:
             rows = await c.fetch(pq["get_mutation_macs"], dev, name, lookup)
-            if len({r[0]: r[1] for r in rows}) != self.half:
+            if len({r[0]: r[2] for r in rows}) != self.half:
                 raise AssertionError("W4 found a wrong number of MACs")
 
 

@@ -32,15 +32,19 @@ from wastore.backends.sqlite import (
 
 from .data import sender_key_address
 from .measure import Runner
-from .store_workloads import APP_STATE_COLLECTION, Accounts, Data, W3Base
+from .store_workloads import APP_STATE_COLLECTION, Accounts, Data, W3Base, WalWatch, w1w_ops
 
 IMPL = "raw-sqlite3"
+NO_CRC = 0
+"""What the raw peer writes where the store writes a row's checksum: it computes none
+(and checks none on reads), so the ratios include what the checksums cost."""
 
 
 class RawSqlite:
     """One plain ``sqlite3`` connection and the store's statements."""
 
     def __init__(self, path: Path, prefix: str = "wastore_") -> None:
+        self.path = path
         self.q = Queries("sqlite", prefix)
         self.prefix = prefix
         self.conn = sqlite3.connect(path, isolation_level=None, cached_statements=512)
@@ -102,7 +106,33 @@ class W1d(Runner):
         for a, rec in self.warm if rep < 0 else self.seq:
             ex(li, (dev, a)).fetchone()
             ex(gs, (dev, a)).fetchone()
-            ex(ps, (dev, a, rec))
+            ex(ps, (dev, a, rec, NO_CRC))
+
+
+class W1w(Runner):
+    """W1w: one-row commits back to back; SQLite's own automatic checkpoints."""
+
+    workload = "W1w"
+
+    def __init__(self, raw: RawSqlite, acc: Accounts, data: Data) -> None:
+        super().__init__(IMPL, data.sizes.w1w_ops)
+        self.raw, self.dev, self.data = raw, acc.w1, data
+        self.watch = WalWatch(raw.path)
+        self.result.extra["peak_wal_mib"] = []
+
+    async def before(self, rep: int) -> None:
+        self.ops_now = w1w_ops(self.data, rep)
+        self.watch.start()
+
+    async def run(self, rep: int) -> None:
+        ex, ps, dev = self.raw.conn.execute, self.raw.q.put_session, self.dev
+        for a, rec in self.ops_now:
+            ex(ps, (dev, a, rec, NO_CRC))
+
+    async def after(self, rep: int) -> None:
+        peak = self.watch.stop()
+        if rep >= 0:
+            self.result.extra["peak_wal_mib"].append(round(peak / 2**20, 1))
 
 
 class W2(Runner):
@@ -120,10 +150,10 @@ class W2(Runner):
         q, ex = raw.q, raw.conn.execute
         sk = sender_key_address()
         for k in range(1 if rep < 0 else self.ops):
-            found = {a: r for a, r in raw.select_in(GET_SESSIONS_IN, (dev,), self.members)}
-            raw.upsert_batch(q.put_session, [(dev, a, r) for a, r in self.fanouts[k % 3]])
+            found = {r[0]: r[1] for r in raw.select_in(GET_SESSIONS_IN, (dev,), self.members)}
+            raw.upsert_batch(q.put_session, [(dev, a, r, NO_CRC) for a, r in self.fanouts[k % 3]])
             ex(q.get_sender_key, (dev, sk)).fetchone()
-            ex(q.put_sender_key, (dev, sk, self.sender_keys[k % 3]))
+            ex(q.put_sender_key, (dev, sk, self.sender_keys[k % 3], NO_CRC))
             if len(found) != len(self.members):
                 raise AssertionError("W2 did not find every session")
 
@@ -139,7 +169,7 @@ class W3(W3Base):
         lp, rp = q.load_prekey, q.remove_prekey
         for batch in self.batches:
             ids = [i for i, _ in batch]
-            raw.upsert_batch(q.store_prekey, [(dev, i, r, False) for i, r in batch])
+            raw.upsert_batch(q.store_prekey, [(dev, i, r, NO_CRC, False) for i, r in batch])
             raw.batch(q.mark_prekey_uploaded, [(dev, i) for i in ids])
             for i in ids:
                 ex(lp, (dev, i)).fetchone()
@@ -171,9 +201,9 @@ class W4(Runner):
         raw, dev, name = self.raw, self.dev, APP_STATE_COLLECTION
         put = raw.q.put_mutation_mac
         for version, batch in enumerate(self.batches, start=1):
-            raw.upsert_batch(put, [(dev, name, i, version, m) for i, m in batch])
+            raw.upsert_batch(put, [(dev, name, i, version, m, NO_CRC) for i, m in batch])
         for lookup in self.lookups:
-            found = {k: m for k, m in raw.select_in(GET_MACS_IN, (dev, name), lookup)}
+            found = {r[0]: r[2] for r in raw.select_in(GET_MACS_IN, (dev, name), lookup)}
             if len(found) != self.half:
                 raise AssertionError("W4 found a wrong number of MACs")
 
@@ -184,6 +214,8 @@ def runners(
     out: dict[str, list[Runner]] = {}
     if "W1d" in wanted:
         out["W1"] = [W1d(raw, acc, data, w1_ops)]
+    if "W1w" in wanted:
+        out["W1w"] = [W1w(raw, acc, data)]
     if "W2" in wanted:
         out["W2"] = [W2(raw, acc, data)]
     if "W3" in wanted:

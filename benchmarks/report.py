@@ -180,6 +180,8 @@ def table_rows(results: Sequence[Result]) -> list[dict[str, str]]:
             row["notes"] = w7_note(r)
         elif base == "W8":
             row["notes"] = w8_note(r)
+        if r.workload == "W1w" and r.extra.get("peak_wal_mib"):
+            row["notes"] = f"peak -wal {max(r.extra['peak_wal_mib']):.1f} MiB"
         rows.append(row)
     return rows
 
@@ -248,6 +250,17 @@ def goals(results: Sequence[Result]) -> list[Goal]:
             "min",
         ),
     ]
+    w1w = find(results, "W1w", "sqlite")
+    peaks = w1w.extra.get("peak_wal_mib") if w1w is not None else None
+    out.append(
+        Goal(
+            "W1w SQLite: peak -wal < 64 MiB under sustained writes",
+            max(peaks) if peaks else None,
+            64.0,
+            "max",
+            " MiB",
+        )
+    )
     for wl in ("W2", "W3", "W4"):
         out.append(
             Goal(

@@ -9,7 +9,12 @@ raw-driver peers do not yield (raw-sqlite3 has no event loop at all).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from wastore.cache import SignalCache
 from wastore.contract import Backend, Container
@@ -145,6 +150,71 @@ class W1c(W1d):
         self.flushes_before = self.cache.flushes
 
 
+class WalWatch:
+    """Samples the size of a ``-wal`` file every millisecond on a thread: its peak."""
+
+    def __init__(self, db: Path) -> None:
+        self.wal = f"{db}-wal"
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.peak = 0
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return self.peak
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, os.stat(self.wal).st_size)
+            time.sleep(0.001)
+
+
+def w1w_ops(data: Data, rep: int) -> list[tuple[str, bytes]]:
+    """W1w's writes of one run: new peers (never written before), W1's records."""
+    recs = data.w1.sessions
+    return [
+        (f"9{rep + 2:02d}{i:08d}@s.whatsapp.net", recs[i % len(recs)])
+        for i in range(data.sizes.w1w_ops)
+    ]
+
+
+class W1w(Runner):
+    """Sustained writes: one committed ``put_session`` after another, never yielding to
+    the event loop (the worst case for the WAL), and the peak size of the ``-wal``."""
+
+    workload = "W1w"
+
+    def __init__(self, impl: str, b: Backend, data: Data, db: Path) -> None:
+        super().__init__(impl, data.sizes.w1w_ops)
+        self.b = b
+        self.data = data
+        self.watch = WalWatch(db)
+        self.result.extra["peak_wal_mib"] = []
+
+    async def before(self, rep: int) -> None:
+        self.ops_now = w1w_ops(self.data, rep)
+        self.watch.start()
+
+    async def run(self, rep: int) -> None:
+        put_session = self.b.put_session
+        for a, rec in self.ops_now:
+            await put_session(a, rec)
+
+    async def after(self, rep: int) -> None:
+        peak = self.watch.stop()
+        if rep >= 0:
+            self.result.extra["peak_wal_mib"].append(round(peak / 2**20, 1))
+
+
 class W2(Runner):
     workload = "W2"
 
@@ -247,6 +317,9 @@ def runners(
         out.setdefault("W1", []).append(W1d(impl, container.backend(acc.w1), data, w1_ops))
     if "W1c" in wanted:
         out.setdefault("W1", []).append(W1c(impl, container.backend(acc.w1), data, w1_ops))
+    db = getattr(container, "path", None)
+    if "W1w" in wanted and isinstance(db, Path):
+        out["W1w"] = [W1w(impl, container.backend(acc.w1), data, db)]
     if "W2" in wanted:
         out["W2"] = [W2(impl, container.backend(acc.w2), data)]
     if "W3" in wanted:

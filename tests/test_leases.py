@@ -400,7 +400,12 @@ async def test_cancelled_statements_keep_their_connections(pg_url: str) -> None:
 
 
 async def _to_schema_4(url: str) -> None:
-    """Take a fresh database back to schema 4 (before epochs and lease holders)."""
+    """Take a fresh database back to schema 4 (before epochs and lease holders, and
+    before the row checksums of schema 6)."""
+    from wastore.backends.sql.checksum import SPEC
+
+    for table in ("device", *SPEC):
+        await execute(url, f"ALTER TABLE wastore_{table} DROP COLUMN crc")
     for sql in (
         "DROP TABLE wastore_lease_holders",
         "DROP INDEX wastore_leases_by_token",
@@ -425,7 +430,7 @@ async def test_upgrade_to_schema_5_keeps_a_live_lease_of_the_older_code(url: str
     )
     async with await open_sql(url) as s:
         assert await s.schema_version() == (schema.LATEST, schema.LATEST_COMPAT)
-        assert schema.LATEST_COMPAT == 5  # code of schema 4 may not open it any more
+        assert schema.LATEST_COMPAT >= 5  # code of schema 4 may not open it any more
         with pytest.raises(AccountInUseError, match="schema 4 holder"):
             await PersistenceManager.open(s.backend(device_id))
         await execute(url, "UPDATE wastore_leases SET expires_at = 0")

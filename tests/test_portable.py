@@ -120,7 +120,7 @@ def test_the_builder_validates_like_the_api(call: str, args: tuple[object, ...])
 def _v1_document(dump: portable.AccountDump) -> bytes:
     """``dump`` as a format-1 file: written before the device table had the v4 columns."""
     doc = json.loads(portable.encode(dump))
-    added = portable.schema.added_columns()["device"]
+    added = [c for c in portable.schema.added_columns()["device"] if c != "crc"]
     for row in doc["tables"]["device"]:
         for column in added:
             del row[column]

@@ -184,7 +184,7 @@ async def test_missing_driver_names_the_extra_to_install(monkeypatch: pytest.Mon
         ("postgresql://user@host/db", "postgresql://user@host/db"),
         ("sqlite:///wa.db", "sqlite:///wa.db"),
         ("sqlite:///data/me@home.db", "sqlite:///data/me@home.db"),
-        ("postgresql:/user:pw@host/db", "postgresql:***@host/db"),
+        ("postgresql:/user:pw@host/db", "postgresql:/user:***@host/db"),
         ("memory://", "memory://"),
     ],
 )

@@ -86,7 +86,9 @@ FORMAT: Final = "wastore-account"
 FORMAT_VERSION: Final = 2
 
 EXPORTED_TABLES: Final = tuple(t for t in schema.TABLES if t != "leases")
-_HIDDEN: Final = frozenset({"device_id"})
+_HIDDEN: Final = frozenset({"device_id", "crc"})
+"""Columns the document leaves out: the account id (the importing database gives the
+account its own) and the row checksum (computed again on import)."""
 
 
 def table_columns() -> dict[str, tuple[tuple[str, schema.ColumnKind], ...]]:
@@ -100,7 +102,10 @@ def table_columns() -> dict[str, tuple[tuple[str, schema.ColumnKind], ...]]:
 
 
 COLUMNS: Final = table_columns()
-_ADDED_LATER: Final = schema.added_columns()
+_ADDED_LATER: Final = {
+    t: {c: d for c, d in cols.items() if c not in _HIDDEN}
+    for t, cols in schema.added_columns().items()
+}
 """Columns a document may lack (it was written before they existed): their defaults."""
 
 

@@ -12,7 +12,13 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .backends.options import redact_url, url_options
+from .backends.options import (
+    looks_like_libpq_string,
+    redact_url,
+    scrub_secrets,
+    url_options,
+    url_secrets,
+)
 from .contract import Container
 from .errors import ConfigError
 
@@ -56,11 +62,25 @@ async def open_store(url: str | os.PathLike[str] | Any, **options: Any) -> Conta
     filesystem path (an SQLite file), or an existing asyncpg pool. Options come
     as query parameters or keyword arguments (keyword arguments win).
 
+    Every password ``url`` holds, whatever its shape (a mistyped URL, a libpq
+    keyword string), is replaced by ``***`` in the errors raised and in those they
+    chain.
+
     Raises:
         ConfigError: unknown scheme, bad option, or a driver that is not installed.
         SchemaTooNewError: the database was written by a newer wastore.
         BackendUnavailableError: the database cannot be reached.
     """
+    secrets = {s for s in url_secrets(url) if len(s) >= 3} if isinstance(url, str) else set()
+    try:
+        return await _open_store(url, **options)
+    except BaseException as err:
+        scrub_secrets(err, secrets)
+        raise
+
+
+async def _open_store(url: str | os.PathLike[str] | Any, **options: Any) -> Container:
+    """What :func:`open_store` does, before its errors are scrubbed of passwords."""
     if isinstance(url, os.PathLike):
         return await _builtin("sqlite")(os.fspath(url), **options)
     if not isinstance(url, str):
@@ -81,8 +101,18 @@ async def open_store(url: str | os.PathLike[str] | Any, **options: Any) -> Conta
             )
         if not url.strip():
             raise ConfigError("open_store() needs a URL or a path, got an empty string")
+        if looks_like_libpq_string(url):
+            raise ConfigError(
+                f"{redact_url(url)!r} is a libpq connection string, not a store URL: use "
+                "postgresql://user:password@host:port/db"
+            )
         # A bare path names an SQLite file, as on the command line.
         return await _builtin("sqlite")(url, **options)
+    if scheme == "sqlite" and looks_like_libpq_string(url):
+        raise ConfigError(
+            f"{redact_url(url)!r} holds a libpq connection string, not a file name: use "
+            "postgresql://user:password@host:port/db"
+        )
     if scheme in _REGISTERED:
         return await _REGISTERED[scheme](url, **options)
     if scheme in _BUILTIN:

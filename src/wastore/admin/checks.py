@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import portable
-from ..backends.sql import schema
+from ..backends.sql import dump, schema
+from ..backends.sql.store import SqlStore
 from ..contract import Container
 from ..errors import CorruptRecordError, DeviceNotFoundError
 from .access import UnreadableRows, export, portable_container, sql_store
@@ -41,16 +42,38 @@ async def orphan_rows(container: Container) -> list[OrphanRows]:
 
 
 async def _account_problems(container: Container, device_id: int) -> list[str] | None:
-    """What is wrong with one account's rows; None if it was deleted meanwhile."""
+    """What is wrong with one account's rows; None if it was deleted meanwhile.
+
+    On an SQL store the rows are read with their checksums, so that every row that
+    was changed behind the store's back is named (a read stops at the first)."""
+    if not isinstance(container, SqlStore):
+        try:
+            account = await export(container, device_id)
+        except DeviceNotFoundError:
+            return None
+        except UnreadableRows as err:
+            return [f"rows cannot be read: {err.detail}"]
+        except CorruptRecordError as err:
+            return [str(err)]
+        return portable.row_problems(account.tables)
+    tables = dump.EXPORTED_TABLES
     try:
-        dump = await export(container, device_id)
-    except DeviceNotFoundError:
-        return None
-    except UnreadableRows as err:
-        return [f"rows cannot be read: {err.detail}"]
-    except CorruptRecordError as err:
+        results = await container.read_snapshot(
+            [(dump.select_sql(t, "postgres", container.prefix), (device_id,)) for t in tables]
+        )
+    except CorruptRecordError as err:  # the database itself cannot be read
         return [str(err)]
-    return portable.row_problems(dump.tables)
+    if not results[0]:
+        return None
+    mismatched: list[str] = []
+    rows = {}
+    for table, found in zip(tables, results, strict=True):
+        try:
+            rows[table] = dump.to_rows(table, found, device_id, mismatched)
+        except CorruptRecordError as err:
+            mismatched.append(str(err))
+            rows[table] = []
+    return mismatched + portable.row_problems(rows)
 
 
 async def check(

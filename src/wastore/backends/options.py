@@ -9,6 +9,7 @@ value its converter refuses (``migrate=maybe``), is a :class:`ConfigError`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,27 +32,101 @@ class StoreOptions:
     """Upgrade an older schema on open (else it raises SchemaError)."""
 
 
-_SECRET_PARAM: Final = re.compile(r"((?:^|[?&;])[^=&;]*password[^=&;]*=)[^&;#]*", re.I)
+# A "...password=value" parameter: in a query string (ends at & ; #), or in a libpq
+# keyword/value string ("host=h password='a b'"), where it ends at a space.
+_SECRET_PARAM: Final = re.compile(
+    r"""([A-Za-z_]*password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&;#]*)""", re.I
+)
+_SCHEME: Final = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*:/{1,3}")
+
+
+def _user_password(text: str) -> tuple[int, int] | None:
+    """Where the password of the user part is in ``text`` (start, end), if it has one."""
+    m = _SCHEME.match(text)
+    start = m.end() if m else 0
+    rest = text[start:]
+    if "@" in rest:
+        # The user part ends at the last "@": a password may hold "@", "/", "?", "#".
+        userinfo = rest.rpartition("@")[0]
+        if ":" in userinfo:
+            begin = start + userinfo.index(":") + 1
+            return begin, start + len(userinfo)
+        return None
+    authority = rest.partition("/")[0]
+    user, colon, port = authority.partition(":")
+    if m and colon and port and not port.replace(",", "").isdigit():
+        begin = start + len(user) + 1  # "scheme://user:pw": pw cannot be a port
+        return begin, begin + len(port)
+    return None
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and messages): the
-    password of its user part, and query parameters such as ``password=`` or
-    ``sslpassword=``."""
-    url = _SECRET_PARAM.sub(r"\1***", url)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is not None:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
-    # A mistyped URL ("postgresql:/user:pw@host", "user:pw@host") has no parsable
-    # password but may still hold one: hide whatever could be a "user:password@".
-    head, at, tail = url.rpartition("@")
-    if at and ":" in head.split("://", 1)[-1]:
-        return head.partition(":")[0] + ":***@" + tail
-    return url
+    """The URL with every password replaced by ``***``, whatever the URL's shape.
+
+    Hidden: the password of the user part (``scheme://user:pw@host``, also when the
+    URL is mistyped: ``postgres:/user:pw@host``, ``user:pw@host``, or a password
+    holding ``@``, ``/``, ``?`` or ``#``), parameters named ``*password*`` in a query
+    string or in a libpq keyword/value string (``host=h password=pw``), and what
+    follows ``scheme://user:`` when it cannot be a port (``postgresql://user:pw``).
+    """
+    text = _SECRET_PARAM.sub(lambda m: m.group(1) + "***", url)
+    span = _user_password(text)
+    if span is None:
+        return text
+    return text[: span[0]] + "***" + text[span[1] :]
+
+
+def url_secrets(url: str) -> set[str]:
+    """The passwords a URL holds, as written and percent-decoded (so that a message
+    quoting any of them can be scrubbed)."""
+    from urllib.parse import unquote
+
+    found = {m.group(2).strip("'") for m in _SECRET_PARAM.finditer(url)}
+    span = _user_password(_SECRET_PARAM.sub(lambda m: m.group(1) + "***", url))
+    if span is not None:
+        hidden = _SECRET_PARAM.sub(lambda m: m.group(1) + "***", url)[span[0] : span[1]]
+        found.add(hidden)
+    with contextlib.suppress(ValueError):
+        found.add(urlsplit(url).password or "")
+    # A password holding "?", "#", "/" or "@" is cut there by URL parsers, which may
+    # quote a piece of it ("unknown option '<rest of the password>'").
+    found |= {p for x in list(found) for p in re.split(r"[/?#@&;]", x) if len(p) >= 4}
+    found.discard("")
+    found.discard("***")
+    return found | {unquote(x) for x in found}
+
+
+def scrub_secrets(err: BaseException, secrets: Collection[str]) -> BaseException:
+    """Replace every one of ``secrets`` by ``***`` in the text of ``err`` and of every
+    error it chains (in place: a traceback prints the whole chain). Returns ``err``."""
+    if not secrets:
+        return err
+    ordered = sorted(secrets, key=len, reverse=True)
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        args = list(current.args)
+        for n, arg in enumerate(args):
+            if isinstance(arg, str):
+                for secret in ordered:
+                    arg = arg.replace(secret, "***")
+                args[n] = arg
+        current.args = tuple(args)
+        for attr in ("filename", "filename2"):  # OSError quotes the path it was given
+            value = getattr(current, attr, None)
+            if isinstance(value, str) and any(s in value for s in ordered):
+                for secret in ordered:
+                    value = value.replace(secret, "***")
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(current, attr, value)
+        current = current.__cause__ or current.__context__
+    return err
+
+
+def looks_like_libpq_string(text: str) -> bool:
+    """``host=h password=pw dbname=d``: a libpq keyword/value string, not a store URL."""
+    return bool(_SECRET_PARAM.search(text)) and "://" not in text.partition("password")[0]
 
 
 def url_options(url: str) -> dict[str, str]:

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import click
 
 from ..admin import NotFoundError
 from ..backends._common import write_private as backend_write_private
+from ..backends.options import url_secrets
 from ..errors import (
     ConfigError,
     CorruptRecordError,
@@ -91,10 +91,7 @@ def store_url(text: str) -> str:
     """A URL from the command line: a bare path means an SQLite file. Its password is
     remembered so that no message ever shows it."""
     url = text if "://" in text else "sqlite:///" + text
-    with contextlib.suppress(ValueError):
-        password = urlsplit(url).password
-        if password and len(password) >= 4:
-            state.secrets.add(password)
+    state.secrets.update(s for s in url_secrets(text) if len(s) >= 4)
     return url
 
 
@@ -165,6 +162,12 @@ def run(body: Callable[[], Coroutine[Any, Any, int]], *, debug: bool) -> NoRetur
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
         )
+    else:
+        # The library's warnings (a database file's mode tightened, ...) as our own lines.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(_WarningLine())
+        logging.getLogger("wastore").addHandler(handler)
     code: int
     try:
         code = asyncio.run(body())
@@ -183,6 +186,11 @@ def run(body: Callable[[], Coroutine[Any, Any, int]], *, debug: bool) -> NoRetur
             sys.stderr.write(scrub_block("".join(traceback.format_exception(err))))
         error(message)
     raise click.exceptions.Exit(int(code))
+
+
+class _WarningLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"wastore: warning: {scrub(record.getMessage())}"
 
 
 def scrub_block(text: str) -> str:

@@ -11,8 +11,9 @@ has an unknown outcome: it runs again only if running it twice is harmless
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Any, Final, NoReturn
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 
@@ -81,15 +82,56 @@ def reraise(err: BaseException, action: str, where: str) -> NoReturn:
 
 
 def message(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
+    text = str(scrub(err)) or type(err).__name__
     text = text if len(text) <= 300 else text[:300] + "…"
     return f"{type(err).__name__}: {text}"
 
 
+# What a driver error may quote of a row: the server's "Failing row contains (...)"
+# and "Key (...)=(...)" details, a parameter's value in its context (with the server's
+# log_parameter_max_length_on_error set), and asyncpg's own "invalid input for query
+# argument $n: <the value's repr> (...)".
+_ROW: Final = re.compile(r"(Failing row contains |\)=)\(.*\)", re.S)
+_PARAM: Final = re.compile(r"(parameter \$\d+ = ).*?(?=\n|$)", re.S)
+_ARGUMENT: Final = re.compile(r"(query argument \$\d+[^:]*: ).*?( \(|$)", re.S)
+REDACTED: Final = "(values not shown: the row may hold keys)"
+
+
+def scrub(err: BaseException) -> BaseException:
+    """Remove every value of a row from a driver error and from the errors it chains,
+    in place (they are chained as the cause of wastore's error, and printed with it).
+    Returns ``err``."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for attr in ("detail", "context", "hint", "internal_query"):
+            value = getattr(current, attr, None)
+            if isinstance(value, str):
+                clean = _scrub_text(value)
+                if clean != value:
+                    with contextlib.suppress(AttributeError):
+                        setattr(current, attr, clean)
+        if current.args and isinstance(current.args[0], str):
+            clean = _scrub_text(current.args[0])
+            if clean != current.args[0]:
+                current.args = (clean, *current.args[1:])
+        current = current.__cause__ or current.__context__
+    return err
+
+
+def _scrub_text(text: str) -> str:
+    text = _ROW.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _PARAM.sub(lambda m: m.group(1) + "(value not shown)", text)
+    return _ARGUMENT.sub(lambda m: m.group(1) + "(value not shown)" + m.group(2), text)
+
+
 def translate(err: BaseException, action: str, where: str) -> StoreError:
-    """A driver error as the library's own (the caller chains it with ``from``)."""
+    """A driver error as the library's own (the caller chains it with ``from``); the
+    driver error is scrubbed of row values first (:func:`scrub`)."""
     if isinstance(err, StoreError):
         return err
+    scrub(err)
     if isinstance(err, asyncpg.ForeignKeyViolationError):
         return DeviceNotFoundError(0, "the account was deleted or never created")
     if connect_transient(err):
@@ -133,10 +175,5 @@ def translate(err: BaseException, action: str, where: str) -> StoreError:
 
 
 def display_url(url: str) -> str:
-    """``url`` without its password (also a ``password=`` query parameter)."""
-    shown = redact_url(url)
-    parts = urlsplit(shown)
-    if parts.query and "password" in parts.query:
-        query = [(k, "***" if k == "password" else x) for k, x in parse_qsl(parts.query, True)]
-        shown = parts._replace(query=urlencode(query, safe="*")).geturl()
-    return shown
+    """``url`` without its passwords (see :func:`~wastore.backends.options.redact_url`)."""
+    return redact_url(url)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..sql.checksum import W1, P
 from ..sql.queries import Batch, DialectQueries, KeyRead, Queries
 from .leases import MIGRATION_OBJID, lock_class
 
@@ -35,13 +36,15 @@ STATEMENTS: Final[dict[str, str]] = {
     # the generic plan of "= ANY" on a table not yet analyzed filters every row of
     # the account against the whole array (150 ms for 1,000 MACs among 10,000
     # instead of 3 ms); the join is looked up key by key in the index in any case.
-    "get_sessions": "SELECT s.address, s.record FROM unnest($2::text[]) AS k(a) "
+    "get_sessions": "SELECT s.address, s.record, s.crc FROM unnest($2::text[]) AS k(a) "
     "JOIN {p}sessions s ON s.device_id = $1 AND s.address = k.a",
-    "load_prekeys": "SELECT p.id, p.record FROM unnest($2::bigint[]) AS k(i) "
+    "load_prekeys": "SELECT p.id, p.record, p.uploaded, p.crc FROM unnest($2::bigint[]) AS k(i) "
     "JOIN {p}prekeys p ON p.device_id = $1 AND p.id = k.i",
-    "get_mutation_macs": "SELECT m.index_mac, m.value_mac FROM unnest($3::bytea[]) AS k(i) "
+    "get_mutation_macs": "SELECT m.index_mac, m.version, m.value_mac, m.crc "
+    "FROM unnest($3::bytea[]) AS k(i) "
     "JOIN {p}app_state_macs m ON m.device_id = $1 AND m.name = $2 AND m.index_mac = k.i",
-    "mark_prekeys_uploaded": "UPDATE {p}prekeys p SET uploaded = TRUE "
+    "mark_prekeys_uploaded": f"UPDATE {{p}}prekeys p SET uploaded = TRUE, crc = (p.crc + {W1}) "
+    f"% {P} "
     "FROM unnest($2::bigint[]) AS k(i) "
     "WHERE p.device_id = $1 AND p.id = k.i AND p.uploaded = FALSE",
     "delete_mutation_macs": "DELETE FROM {p}app_state_macs m USING unnest($3::bytea[]) AS k(i) "
@@ -49,26 +52,27 @@ STATEMENTS: Final[dict[str, str]] = {
     "delete_sender_key_device_rows": "DELETE FROM {p}sender_key_devices d "
     "USING unnest($2::text[]) AS k(j) WHERE d.device_id = $1 AND d.device_jid = k.j",
     # Batch writes: one INSERT ... SELECT FROM unnest(...) (keys unique and sorted).
-    "put_sessions": "INSERT INTO {p}sessions (device_id, address, record) "
-    "SELECT $1, a, r FROM unnest($2::text[], $3::bytea[]) AS t(a, r) "
-    "ON CONFLICT (device_id, address) DO UPDATE SET record = excluded.record",
-    "put_identities": "INSERT INTO {p}identities (device_id, address, key) "
-    "SELECT $1, a, k FROM unnest($2::text[], $3::bytea[]) AS t(a, k) "
-    "ON CONFLICT (device_id, address) DO UPDATE SET key = excluded.key",
-    "put_sender_keys": "INSERT INTO {p}sender_keys (device_id, address, record) "
-    "SELECT $1, a, r FROM unnest($2::text[], $3::bytea[]) AS t(a, r) "
-    "ON CONFLICT (device_id, address) DO UPDATE SET record = excluded.record",
-    "store_prekeys": "INSERT INTO {p}prekeys (device_id, id, record, uploaded) "
-    "SELECT $1, i, r, $4 FROM unnest($2::bigint[], $3::bytea[]) AS t(i, r) "
+    "put_sessions": "INSERT INTO {p}sessions (device_id, address, record, crc) "
+    "SELECT $1, a, r, c FROM unnest($2::text[], $3::bytea[], $4::bigint[]) AS t(a, r, c) "
+    "ON CONFLICT (device_id, address) DO UPDATE SET record = excluded.record, crc = excluded.crc",
+    "put_identities": "INSERT INTO {p}identities (device_id, address, key, crc) "
+    "SELECT $1, a, k, c FROM unnest($2::text[], $3::bytea[], $4::bigint[]) AS t(a, k, c) "
+    "ON CONFLICT (device_id, address) DO UPDATE SET key = excluded.key, crc = excluded.crc",
+    "put_sender_keys": "INSERT INTO {p}sender_keys (device_id, address, record, crc) "
+    "SELECT $1, a, r, c FROM unnest($2::text[], $3::bytea[], $4::bigint[]) AS t(a, r, c) "
+    "ON CONFLICT (device_id, address) DO UPDATE SET record = excluded.record, crc = excluded.crc",
+    "store_prekeys": "INSERT INTO {p}prekeys (device_id, id, record, crc, uploaded) "
+    "SELECT $1, i, r, c, $5 FROM unnest($2::bigint[], $3::bytea[], $4::bigint[]) AS t(i, r, c) "
     "ON CONFLICT (device_id, id) DO UPDATE SET record = excluded.record, "
-    "uploaded = excluded.uploaded",
+    "uploaded = excluded.uploaded, crc = excluded.crc",
     "put_mutation_macs": "INSERT INTO {p}app_state_macs (device_id, name, index_mac, version, "
-    "value_mac) SELECT $1, $2, i, $3, m FROM unnest($4::bytea[], $5::bytea[]) AS t(i, m) "
-    "ON CONFLICT (device_id, name, index_mac) DO UPDATE SET version = excluded.version, "
-    "value_mac = excluded.value_mac",
+    "value_mac, crc) SELECT $1, $2, i, $3, m, c FROM unnest($4::bytea[], $5::bytea[], "
+    "$6::bigint[]) AS t(i, m, c) ON CONFLICT (device_id, name, index_mac) DO UPDATE SET "
+    "version = excluded.version, value_mac = excluded.value_mac, crc = excluded.crc",
     "set_sender_key_status": "INSERT INTO {p}sender_key_devices (device_id, group_jid, "
-    "device_jid, has_key) SELECT $1, $2, d, h FROM unnest($3::text[], $4::boolean[]) AS t(d, h) "
-    "ON CONFLICT (device_id, group_jid, device_jid) DO UPDATE SET has_key = excluded.has_key",
+    "device_jid, has_key, crc) SELECT $1, $2, d, h, c FROM unnest($3::text[], $4::boolean[], "
+    "$5::bigint[]) AS t(d, h, c) ON CONFLICT (device_id, group_jid, device_jid) DO UPDATE SET "
+    "has_key = excluded.has_key, crc = excluded.crc",
     # An id given to backend(id).create() does not advance the identity
     # sequence: move it past that id so create_device() does not collide.
     "bump_device_ids": "SELECT setval(s, "

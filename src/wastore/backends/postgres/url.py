@@ -60,7 +60,10 @@ def parse_postgres_url(url: str) -> tuple[str, dict[str, Any]]:
     """Split ``url`` into the DSN for asyncpg and wastore's options (converted)."""
     if not _SCHEME.match(url):
         raise ConfigError(f"{display_url(url)!r} is not a postgresql:// or postgres:// URL")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:
+        raise ConfigError(f"{display_url(url)!r} is not a valid URL: {err}") from None
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     options, keep = query_options("postgresql", pairs, OPTIONS, LIBPQ_PARAMS)
     dsn = parts._replace(query=urlencode(keep)).geturl()

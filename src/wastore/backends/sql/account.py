@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ... import _validate as v
 from ...device import Device
-from ...errors import DeviceNotFoundError
+from ...errors import CorruptRecordError, DeviceNotFoundError
 from ...values import (
     AppStateSyncKey,
     DeviceListRecord,
@@ -48,6 +48,7 @@ from ...values import (
 from .. import _txn
 from .._common import now_s
 from ..options import check_positive
+from . import checksum as ck
 from . import codec
 from .engine import Args, Block, Tx
 from .queries import Batch
@@ -115,27 +116,62 @@ class SqlAccount:
         except DeviceNotFoundError as err:
             raise DeviceNotFoundError(self._id) from err.__cause__
 
-    async def _blob(self, sql: str, key: Any, table: str) -> bytes | None:
-        """The opaque record of ``(self._id, key)``, None when absent; corrupt if not bytes."""
-        value = await self._e.value(sql, (self._id, key))
-        if value is None or type(value) is bytes:
+    async def _blob(self, sql: str, key: str, table: str) -> bytes | None:
+        """The opaque record of ``(self._id, key)`` (a text key), None when absent; corrupt
+        if it is not bytes or does not match its checksum."""
+        row = await self._e.one(sql, (self._id, key))
+        if row is None:
+            return None
+        value, stored = row
+        if type(value) is bytes and stored == ck.key_blob(self._id, key, value):
             return value
-        return codec.blob_or_none(value, table, key)
+        raise self._bad(table, key, value)
+
+    @staticmethod
+    def _bad(table: str, key: object, value: Any) -> CorruptRecordError:
+        if type(value) is not bytes:
+            return codec.blob_error(value, table, key)
+        return ck.corrupt(table, key)
+
+    def _row(self, table: str, key: object, values: Sequence[Any], stored: Any) -> None:
+        """Check a row read back (its columns in :data:`checksum.SPEC` order, then the
+        merged ones) against its stored checksum."""
+        cols, terms = ck.SPEC[table]
+        c = ck.crc(self._id, values[: len(cols)])
+        for (_, weight), value in zip(terms, values[len(cols) :], strict=True):
+            c = (c + ck.term(value, weight)) % ck.P
+        ck.check(table, key, stored, c)
+
+    def _crc(self, table: str, values: Sequence[Any]) -> int:
+        """The checksum of a row to write (values as for :meth:`_row`)."""
+        cols, terms = ck.SPEC[table]
+        c = ck.crc(self._id, values[: len(cols)])
+        for (_, weight), value in zip(terms, values[len(cols) :], strict=True):
+            c = (c + ck.term(value, weight)) % ck.P
+        return c
 
     # -- identities --------------------------------------------------------
     async def put_identity(self, address: str, key: bytes) -> None:
+        address, key = v.address(address), v.fixed(key, "identity key", 32)
         await self._write(
-            self._q.put_identity, (self._id, v.address(address), v.fixed(key, "identity key", 32))
+            self._q.put_identity, (self._id, address, key, ck.key_blob(self._id, address, key))
         )
 
     async def put_identities_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        i = self._id
         checked = sorted(v.address_keys(items, "identities").items())
-        await self._batch(self._dq.put_identities, (self._id,), checked)
+        rows = [(a, k, ck.key_blob(i, a, k)) for a, k in checked]
+        await self._batch(self._dq.put_identities, (i,), rows)
 
     async def load_identity(self, address: str) -> bytes | None:
         address = v.address(address)
-        value = await self._e.value(self._q.load_identity, (self._id, address))
-        return codec.identity_key(value, address)
+        row = await self._e.one(self._q.load_identity, (self._id, address))
+        if row is None:
+            return None
+        key = codec.identity_key(row[0], address)
+        if row[1] != ck.key_blob(self._id, address, key):  # type: ignore[arg-type]
+            raise ck.corrupt("identities", address)
+        return key
 
     async def delete_identity(self, address: str) -> None:
         await self._write(self._q.delete_identity, (self._id, v.address(address)))
@@ -148,17 +184,26 @@ class SqlAccount:
         wanted = list(dict.fromkeys(v.address_list(addresses)))
         if not wanted:
             return {}
-        rows = await self._e.by_keys(self._dq.get_sessions, (self._id,), wanted)
-        return {a: codec.blob(r, "sessions", a) for a, r in rows}
+        i = self._id
+        rows = await self._e.by_keys(self._dq.get_sessions, (i,), wanted)
+        out = {}
+        for a, r, stored in rows:
+            if type(r) is not bytes or stored != ck.key_blob(i, a, r):
+                raise self._bad("sessions", a, r)
+            out[a] = r
+        return out
 
     async def put_session(self, address: str, record: bytes) -> None:
+        address, record = v.address(address), v.blob(record, "session record")
         await self._write(
-            self._q.put_session, (self._id, v.address(address), v.blob(record, "session record"))
+            self._q.put_session, (self._id, address, record, ck.key_blob(self._id, address, record))
         )
 
     async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        i = self._id
         checked = sorted(v.address_records(items, "sessions").items())
-        await self._batch(self._dq.put_sessions, (self._id,), checked)
+        rows = [(a, r, ck.key_blob(i, a, r)) for a, r in checked]
+        await self._batch(self._dq.put_sessions, (i,), rows)
 
     async def delete_session(self, address: str) -> None:
         await self._write(self._q.delete_session, (self._id, v.address(address)))
@@ -189,36 +234,44 @@ class SqlAccount:
         return await self._atomic(run)
 
     # -- pre-keys ----------------------------------------------------------
+    def _prekey_crc(self, pid: int, record: bytes, uploaded: Any) -> int:
+        return (ck.id_blob(self._id, pid, record) + ck.term(uploaded, ck.W1)) % ck.P
+
+    def _prekey(self, pid: int, record: Any, uploaded: Any, stored: Any) -> bytes:
+        if type(record) is not bytes or stored != self._prekey_crc(pid, record, uploaded):
+            raise self._bad("prekeys", pid, record)
+        return record
+
     async def store_prekey(self, id: int, record: bytes, uploaded: bool) -> None:
+        pid, record = v.prekey_id(id), v.blob(record, "pre-key record")
+        up = v.boolean(uploaded, "uploaded")
         await self._write(
             self._q.store_prekey,
-            (
-                self._id,
-                v.prekey_id(id),
-                v.blob(record, "pre-key record"),
-                v.boolean(uploaded, "uploaded"),
-            ),
+            (self._id, pid, record, self._prekey_crc(pid, record, up), up),
         )
 
     async def store_prekeys_batch(self, items: Sequence[tuple[int, bytes]], uploaded: bool) -> None:
         checked = sorted(v.prekey_records(items).items())
         up = v.boolean(uploaded, "uploaded")
-        await self._batch(self._dq.store_prekeys, (self._id,), checked, (up,))
+        rows = [(p, r, self._prekey_crc(p, r, up)) for p, r in checked]
+        await self._batch(self._dq.store_prekeys, (self._id,), rows, (up,))
 
     async def load_prekey(self, id: int) -> bytes | None:
-        return await self._blob(self._q.load_prekey, v.prekey_id(id), "prekeys")
+        pid = v.prekey_id(id)
+        row = await self._e.one(self._q.load_prekey, (self._id, pid))
+        return None if row is None else self._prekey(pid, *row)
 
     async def load_prekeys_batch(self, ids: Sequence[int]) -> dict[int, bytes]:
         wanted = list(dict.fromkeys(v.prekey_ids(ids)))
         if not wanted:
             return {}
         rows = await self._e.by_keys(self._dq.load_prekeys, (self._id,), wanted)
-        return {i: codec.blob(r, "prekeys", i) for i, r in rows}
+        return {i: self._prekey(i, r, up, c) for i, r, up, c in rows}
 
     async def load_unuploaded_prekeys(self, limit: int) -> list[tuple[int, bytes]]:
         limit = v.integer(limit, "limit", 0, v.MAX_BATCH)
         rows = await self._e.rows(self._q.load_unuploaded_prekeys, (self._id, limit), expect=limit)
-        return [(i, codec.blob(r, "prekeys", i)) for i, r in rows]
+        return [(i, self._prekey(i, r, up, c)) for i, r, up, c in rows]
 
     async def mark_prekeys_uploaded(self, ids: Sequence[int]) -> None:
         wanted = sorted(set(v.prekey_ids(ids)))
@@ -235,24 +288,26 @@ class SqlAccount:
         return int(row[0]), int(row[1])
 
     # -- signed pre-keys ---------------------------------------------------
+    def _signed(self, pid: int, record: Any, stored: Any) -> bytes:
+        if type(record) is not bytes or stored != ck.id_blob(self._id, pid, record):
+            raise self._bad("signed_prekeys", pid, record)
+        return record
+
     async def store_signed_prekey(self, id: int, record: bytes) -> None:
+        pid = v.prekey_id(id, "signed pre-key id")
+        record = v.blob(record, "signed pre-key record")
         await self._write(
-            self._q.store_signed_prekey,
-            (
-                self._id,
-                v.prekey_id(id, "signed pre-key id"),
-                v.blob(record, "signed pre-key record"),
-            ),
+            self._q.store_signed_prekey, (self._id, pid, record, ck.id_blob(self._id, pid, record))
         )
 
     async def load_signed_prekey(self, id: int) -> bytes | None:
-        return await self._blob(
-            self._q.load_signed_prekey, v.prekey_id(id, "signed pre-key id"), "signed_prekeys"
-        )
+        pid = v.prekey_id(id, "signed pre-key id")
+        row = await self._e.one(self._q.load_signed_prekey, (self._id, pid))
+        return None if row is None else self._signed(pid, *row)
 
     async def load_all_signed_prekeys(self) -> list[tuple[int, bytes]]:
         rows = await self._e.rows(self._q.load_all_signed_prekeys, (self._id,))
-        return [(i, codec.blob(r, "signed_prekeys", i)) for i, r in rows]
+        return [(i, self._signed(i, r, c)) for i, r, c in rows]
 
     async def remove_signed_prekey(self, id: int) -> None:
         await self._write(
@@ -261,18 +316,18 @@ class SqlAccount:
 
     # -- sender keys -------------------------------------------------------
     async def put_sender_key(self, address: str, record: bytes) -> None:
+        address = v.address(address, "sender key address")
+        record = v.blob(record, "sender key record")
         await self._write(
             self._q.put_sender_key,
-            (
-                self._id,
-                v.address(address, "sender key address"),
-                v.blob(record, "sender key record"),
-            ),
+            (self._id, address, record, ck.key_blob(self._id, address, record)),
         )
 
     async def put_sender_keys_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        i = self._id
         checked = sorted(v.address_records(items, "sender keys").items())
-        await self._batch(self._dq.put_sender_keys, (self._id,), checked)
+        rows = [(a, r, ck.key_blob(i, a, r)) for a, r in checked]
+        await self._batch(self._dq.put_sender_keys, (i,), rows)
 
     async def get_sender_key(self, address: str) -> bytes | None:
         return await self._blob(
@@ -288,43 +343,66 @@ class SqlAccount:
     async def get_sync_key(self, key_id: bytes) -> AppStateSyncKey | None:
         key_id = v.sync_key_id(key_id)
         row = await self._e.one(self._q.get_sync_key, (self._id, key_id))
-        return None if row is None else codec.sync_key(row, key_id)
+        if row is None:
+            return None
+        key = codec.sync_key(row, key_id)
+        self._row("sync_keys", key_id, (key_id, *row[:3]), row[3])
+        return key
 
     async def set_sync_key(self, key_id: bytes, key: AppStateSyncKey) -> None:
         key_id = v.sync_key_id(key_id)
         v.instance(key, AppStateSyncKey, "key")
-        await self._write(
-            self._q.set_sync_key, (self._id, key_id, key.key_data, key.fingerprint, key.timestamp)
-        )
+        values = (key_id, key.key_data, key.fingerprint, key.timestamp)
+        await self._write(self._q.set_sync_key, (self._id, *values, self._crc("sync_keys", values)))
 
     async def delete_sync_key(self, key_id: bytes) -> None:
         await self._write(self._q.delete_sync_key, (self._id, v.sync_key_id(key_id)))
 
     async def get_latest_sync_key_id(self) -> bytes | None:
-        value = await self._e.value(self._q.latest_sync_key_id, (self._id,))
-        return None if value is None else codec.blob(value, "sync_keys", "latest")
+        row = await self._e.one(self._q.latest_sync_key_id, (self._id,))
+        if row is None:
+            return None
+        key_id = codec.blob(row[0], "sync_keys", "latest")
+        codec.sync_key(row[1:4], key_id)
+        self._row("sync_keys", key_id, row[:4], row[4])
+        return key_id
 
     async def get_version(self, name: str) -> HashState:
         name = v.collection_name(name)
-        return codec.hash_state(await self._e.one(self._q.get_version, (self._id, name)), name)
+        row = await self._e.one(self._q.get_version, (self._id, name))
+        state = codec.hash_state(row, name)
+        if row is not None:
+            self._row("app_state_versions", name, (name, *row[:2]), row[2])
+        return state
 
     async def set_version(self, name: str, state: HashState) -> None:
         name = v.collection_name(name)
         v.instance(state, HashState, "state")
-        await self._write(self._q.set_version, (self._id, name, state.version, state.hash))
+        values = (name, state.version, state.hash)
+        await self._write(
+            self._q.set_version, (self._id, *values, self._crc("app_state_versions", values))
+        )
 
     async def put_mutation_macs(self, name: str, version: int, macs: Sequence[MutationMAC]) -> None:
         name = v.collection_name(name)
         version = v.integer(version, "version", 0)
         items = v.instances(macs, MutationMAC, "macs")
         latest = sorted({m.index_mac: m.value_mac for m in items}.items())  # last one wins
-        await self._batch(self._dq.put_mutation_macs, (self._id, name, version), latest)
+        crc = ck.crc
+        i = self._id
+        rows = [(k, m, crc(i, (name, k, version, m))) for k, m in latest]
+        await self._batch(self._dq.put_mutation_macs, (i, name, version), rows)
+
+    def _mac(self, name: str, index_mac: Any, version: Any, value: Any, stored: Any) -> bytes:
+        key = index_mac.hex() if type(index_mac) is bytes else index_mac
+        self._row("app_state_macs", key, (name, index_mac, version, value), stored)
+        return codec.blob(value, "app_state_macs", key)
 
     async def get_mutation_mac(self, name: str, index_mac: bytes) -> bytes | None:
         name = v.collection_name(name)
         index_mac = v.mac(index_mac, "index MAC")
-        value = await self._e.value(self._q.get_mutation_mac, (self._id, name, index_mac))
-        return None if value is None else codec.blob(value, "app_state_macs", index_mac.hex())
+        row = await self._e.one(self._q.get_mutation_mac, (self._id, name, index_mac))
+        return None if row is None else self._mac(name, index_mac, *row)
 
     async def get_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> dict[bytes, bytes]:
         name = v.collection_name(name)
@@ -332,12 +410,12 @@ class SqlAccount:
         if not wanted:
             return {}
         rows = await self._e.by_keys(self._dq.get_mutation_macs, (self._id, name), wanted)
-        return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
+        return {k: self._mac(name, k, ver, m, c) for k, ver, m, c in rows}
 
     async def get_all_mutation_macs(self, name: str) -> dict[bytes, bytes]:
         name = v.collection_name(name)
         rows = await self._e.rows(self._q.all_mutation_macs, (self._id, name), expect=None)
-        return {k: codec.blob(m, "app_state_macs", k.hex()) for k, m in rows}
+        return {k: self._mac(name, k, ver, m, c) for k, ver, m, c in rows}
 
     async def delete_mutation_macs(self, name: str, index_macs: Sequence[bytes]) -> None:
         name = v.collection_name(name)
@@ -349,10 +427,11 @@ class SqlAccount:
 
     # -- sender-key distribution -------------------------------------------
     async def get_sender_key_devices(self, group: str) -> list[tuple[str, bool]]:
-        rows = await self._e.rows(
-            self._q.get_sender_key_devices, (self._id, v.address(group, "group"))
-        )
-        return [(d, bool(h)) for d, h in rows]
+        group = v.address(group, "group")
+        rows = await self._e.rows(self._q.get_sender_key_devices, (self._id, group))
+        for d, h, c in rows:
+            self._row("sender_key_devices", (group, d), (group, d, h), c)
+        return [(d, bool(h)) for d, h, _ in rows]
 
     async def set_sender_key_status(self, group: str, items: Sequence[tuple[str, bool]]) -> None:
         group = v.address(group, "group")
@@ -360,9 +439,10 @@ class SqlAccount:
         for item in v.sequence(items, "items"):
             d, has = v.pair(item, "items")
             checked[v.address(d, "device jid")] = v.boolean(has, "has_key")
-        await self._batch(
-            self._dq.set_sender_key_status, (self._id, group), sorted(checked.items())
-        )
+        crc = ck.crc
+        i = self._id
+        rows = [(d, h, crc(i, (group, d, h))) for d, h in sorted(checked.items())]
+        await self._batch(self._dq.set_sender_key_status, (i, group), rows)
 
     async def clear_sender_key_devices(self, group: str) -> None:
         await self._write(self._q.clear_sender_key_devices, (self._id, v.address(group, "group")))
@@ -380,16 +460,25 @@ class SqlAccount:
     async def get_lid_mapping(self, lid: str) -> LidPnMapping | None:
         lid = v.text(lid, "lid", max_len=128, allow_empty=False)
         row = await self._e.one(self._q.get_lid_mapping, (self._id, lid))
-        return None if row is None else codec.lid_mapping(row)
+        return None if row is None else self._lid(row)
 
     async def get_pn_mapping(self, phone: str) -> LidPnMapping | None:
         phone = v.text(phone, "phone", max_len=128, allow_empty=False)
         row = await self._e.one(self._q.get_pn_mapping, (self._id, phone))
-        return None if row is None else codec.lid_mapping(row)
+        return None if row is None else self._lid(row)
 
-    @staticmethod
-    def _lid_row(e: LidPnMapping) -> tuple[Any, ...]:
-        return (e.lid, e.phone_number, e.created_at, e.updated_at, e.learning_source)
+    def _lid(self, row: Sequence[Any]) -> LidPnMapping:
+        mapping = codec.lid_mapping(row)
+        lid, phone, created, updated, source, stored = row
+        self._row("lid_pn_mappings", lid, (lid, phone, updated, source, created), stored)
+        return mapping
+
+    def _lid_row(self, e: LidPnMapping) -> tuple[Any, ...]:
+        c = self._crc(
+            "lid_pn_mappings",
+            (e.lid, e.phone_number, e.updated_at, e.learning_source, e.created_at),
+        )
+        return (e.lid, e.phone_number, e.created_at, e.updated_at, e.learning_source, c)
 
     async def put_lid_mapping(self, entry: LidPnMapping) -> None:
         e = v.instance(entry, LidPnMapping, "entry")
@@ -403,21 +492,23 @@ class SqlAccount:
 
     async def get_all_lid_mappings(self) -> list[LidPnMapping]:
         rows = await self._e.rows(self._q.get_all_lid_mappings, (self._id,), expect=None)
-        return [codec.lid_mapping(r) for r in rows]
+        return [self._lid(r) for r in rows]
 
     # -- base keys ---------------------------------------------------------
     async def save_base_key(self, address: str, message_id: str, key: bytes) -> None:
+        values = (v.address(address), v.message_id(message_id), v.base_key(key))
         await self._write(
-            self._q.save_base_key,
-            (self._id, v.address(address), v.message_id(message_id), v.base_key(key)),
+            self._q.save_base_key, (self._id, *values, self._crc("base_keys", values))
         )
 
     async def has_same_base_key(self, address: str, message_id: str, key: bytes) -> bool:
         address, message_id, key = v.address(address), v.message_id(message_id), v.base_key(key)
-        value = await self._e.value(self._q.get_base_key, (self._id, address, message_id))
-        if value is None:
+        row = await self._e.one(self._q.get_base_key, (self._id, address, message_id))
+        if row is None:
             return False
-        return codec.blob(value, "base_keys", (address, message_id)) == key
+        stored = codec.blob(row[0], "base_keys", (address, message_id))
+        self._row("base_keys", (address, message_id), (address, message_id, stored), row[1])
+        return stored == key
 
     async def delete_base_key(self, address: str, message_id: str) -> None:
         await self._write(
@@ -425,9 +516,9 @@ class SqlAccount:
         )
 
     # -- device registry ---------------------------------------------------
-    @staticmethod
-    def _device_list_row(r: DeviceListRecord) -> tuple[Any, ...]:
-        return (r.user, codec.encode_devices(r.devices), r.timestamp, r.phash, r.raw_id)
+    def _device_list_row(self, r: DeviceListRecord) -> tuple[Any, ...]:
+        values = (r.user, codec.encode_devices(r.devices), r.timestamp, r.phash, r.raw_id)
+        return (*values, self._crc("device_lists", values))
 
     async def update_device_list(self, record: DeviceListRecord) -> None:
         r = v.instance(record, DeviceListRecord, "record")
@@ -441,7 +532,11 @@ class SqlAccount:
     async def get_devices(self, user: str) -> DeviceListRecord | None:
         user = v.user(user)
         row = await self._e.one(self._q.get_devices, (self._id, user))
-        return None if row is None else codec.device_list(row, user)
+        if row is None:
+            return None
+        record = codec.device_list(row, user)
+        self._row("device_lists", user, (user, *row[:4]), row[4])
+        return record
 
     async def delete_devices(self, user: str) -> None:
         await self._write(self._q.delete_devices, (self._id, v.user(user)))
@@ -450,20 +545,25 @@ class SqlAccount:
     async def get_tc_token(self, jid: str) -> TcToken | None:
         jid = v.address(jid, "jid")
         row = await self._e.one(self._q.get_tc_token, (self._id, jid))
-        return None if row is None else codec.tc_token(row, jid)
+        if row is None:
+            return None
+        token = codec.tc_token(row, jid)
+        self._row("tc_tokens", jid, (jid, *row[:3]), row[3])
+        return token
 
     async def put_tc_token(self, jid: str, entry: TcToken) -> None:
         jid = v.address(jid, "jid")
         e = v.instance(entry, TcToken, "entry")
-        await self._write(
-            self._q.put_tc_token, (self._id, jid, e.token, e.token_timestamp, e.sender_timestamp)
-        )
+        values = (jid, e.token, e.token_timestamp, e.sender_timestamp)
+        await self._write(self._q.put_tc_token, (self._id, *values, self._crc("tc_tokens", values)))
 
     async def delete_tc_token(self, jid: str) -> None:
         await self._write(self._q.delete_tc_token, (self._id, v.address(jid, "jid")))
 
     async def get_all_tc_token_jids(self) -> list[str]:
         rows = await self._e.rows(self._q.all_tc_token_jids, (self._id,), expect=None)
+        for r in rows:
+            self._row("tc_tokens", r[0], r[:4], r[4])
         return [r[0] for r in rows]
 
     async def delete_expired_tc_tokens(self, token_cutoff: int, sender_cutoff: int) -> int:
@@ -478,33 +578,28 @@ class SqlAccount:
         )
 
     async def touch_tc_token_sender_timestamp(self, jid: str, ts: int) -> None:
-        await self._write(
-            self._q.touch_tc_token_sender,
-            (self._id, v.address(jid, "jid"), b"", v.integer(ts, "ts")),
-        )
+        jid, ts = v.address(jid, "jid"), v.integer(ts, "ts")
+        # The checksum of the placeholder row; an existing row's is updated in SQL.
+        c = self._crc("tc_tokens", (jid, b"", 0, ts))
+        await self._write(self._q.touch_tc_token_sender, (self._id, jid, b"", ts, c))
 
     async def store_received_tc_token(self, jid: str, token: bytes, ts: int) -> None:
-        await self._write(
-            self._q.store_received_tc_token,
-            (
-                self._id,
-                v.address(jid, "jid"),
-                v.blob(token, "tc token", max_len=4096),
-                v.integer(ts, "ts"),
-            ),
-        )
+        jid = v.address(jid, "jid")
+        token = v.blob(token, "tc token", max_len=4096)
+        ts = v.integer(ts, "ts")
+        c = self._crc("tc_tokens", (jid, token, ts, None))
+        await self._write(self._q.store_received_tc_token, (self._id, jid, token, ts, c))
 
     # -- sent messages -----------------------------------------------------
     async def store_sent_message(self, chat: str, message_id: str, payload: bytes) -> None:
+        values = (
+            v.address(chat, "chat"),
+            v.message_id(message_id),
+            v.blob(payload, "payload"),
+            now_s(),
+        )
         await self._write(
-            self._q.store_sent_message,
-            (
-                self._id,
-                v.address(chat, "chat"),
-                v.message_id(message_id),
-                v.blob(payload, "payload"),
-                now_s(),
-            ),
+            self._q.store_sent_message, (self._id, *values, self._crc("sent_messages", values))
         )
 
     async def take_sent_message(self, chat: str, message_id: str) -> bytes | None:
@@ -521,7 +616,11 @@ class SqlAccount:
             row = await self._take(key)
         else:
             row = await self._take_shielded(key)
-        return None if row is None else codec.blob(row[0], "sent_messages", (chat, message_id))
+        if row is None:
+            return None
+        payload = codec.blob(row[0], "sent_messages", (chat, message_id))
+        self._row("sent_messages", (chat, message_id), (chat, message_id, *row[:2]), row[2])
+        return payload
 
     async def _take(self, key: tuple[int, str, str]) -> Any:
         leases = self._leases
@@ -546,7 +645,9 @@ class SqlAccount:
                 if row is not None:
                     await _settled(
                         asyncio.ensure_future(
-                            self._write(self._q.restore_sent_message, (*key, row[0], row[1]))
+                            self._write(
+                                self._q.restore_sent_message, (*key, row[0], row[1], row[2])
+                            )
                         )
                     )
             raise
@@ -562,7 +663,13 @@ class SqlAccount:
     async def put_msg_secrets(self, secrets: Sequence[MsgSecret]) -> int:
         items = v.instances(secrets, MsgSecret, "secrets")
         rows = sorted(
-            ((s.chat, s.sender, s.msg_id, s.secret, s.expires_at, s.message_ts) for s in items),
+            (
+                (*r, self._crc("msg_secrets", r))
+                for r in (
+                    (s.chat, s.sender, s.msg_id, s.secret, s.expires_at, s.message_ts)
+                    for s in items
+                )
+            ),
             key=itemgetter(0, 1, 2),  # stable: duplicates keep their order and merge in it
         )
         await self._batch(self._dq.put_msg_secrets, (self._id,), rows)
@@ -571,7 +678,12 @@ class SqlAccount:
     async def get_msg_secret(self, chat: str, sender: str, msg_id: str) -> MsgSecret | None:
         chat, sender, msg_id = v.pending_key(chat, sender, msg_id)
         row = await self._e.one(self._q.get_msg_secret, (self._id, chat, sender, msg_id))
-        return None if row is None else codec.msg_secret(row, chat, sender, msg_id)
+        if row is None:
+            return None
+        key = (chat, sender, msg_id)
+        secret = codec.msg_secret(row, chat, sender, msg_id)
+        self._row("msg_secrets", key, (*key, *row[:3]), row[3])
+        return secret
 
     async def delete_expired_msg_secrets(self, cutoff: int) -> int:
         return await self._write(
@@ -585,14 +697,20 @@ class SqlAccount:
         self, chat: str, sender: str, message_id: str, payload: bytes
     ) -> None:
         key = v.pending_key(chat, sender, message_id)
+        values = (*key, v.blob(payload, "payload"), now_s())
         await self._write(
-            self._q.store_pending_inbound, (self._id, *key, v.blob(payload, "payload"), now_s())
+            self._q.store_pending_inbound,
+            (self._id, *values, self._crc("pending_inbound", values)),
         )
 
     async def get_pending_inbound(self, chat: str, sender: str, message_id: str) -> bytes | None:
         key = v.pending_key(chat, sender, message_id)
-        value = await self._e.value(self._q.get_pending_inbound, (self._id, *key))
-        return None if value is None else codec.blob(value, "pending_inbound", key)
+        row = await self._e.one(self._q.get_pending_inbound, (self._id, *key))
+        if row is None:
+            return None
+        payload = codec.blob(row[0], "pending_inbound", key)
+        self._row("pending_inbound", key, (*key, *row[:2]), row[2])
+        return payload
 
     async def delete_pending_inbound(self, chat: str, sender: str, message_id: str) -> None:
         await self._write(
@@ -613,9 +731,9 @@ class SqlAccount:
         )
 
     async def put_group_metadata(self, group: str, blob: bytes) -> None:
+        group, blob = v.address(group, "group"), v.blob(blob, "group metadata")
         await self._write(
-            self._q.put_group_metadata,
-            (self._id, v.address(group, "group"), v.blob(blob, "group metadata")),
+            self._q.put_group_metadata, (self._id, group, blob, ck.key_blob(self._id, group, blob))
         )
 
     async def delete_group_metadata(self, group: str) -> None:
@@ -627,19 +745,23 @@ class SqlAccount:
         holder that lost it never overwrites the new holder's row)."""
         d = v.instance(device, Device, "device")
         d.validate()
-        row = codec.device_to_row(d, time.time_ns() // 1_000_000)
+        row = codec.device_row(d, time.time_ns() // 1_000_000)
         if await self._write(self._q.update_device, (self._id, *row)) == 0:
             raise DeviceNotFoundError(self._id, "create() the device row before saving it")
 
     async def load(self) -> Device | None:
         row = await self._e.one(self._q.load_device, (self._id,))
-        return None if row is None else codec.row_to_device(row, self._id)
+        if row is None:
+            return None
+        device = codec.row_to_device(row, self._id)
+        ck.check("device", self._id, row[-1], ck.device(row[:-1]))
+        return device
 
     async def exists(self) -> bool:
         return await self._e.value(self._q.device_exists, (self._id,)) is not None
 
     async def create(self) -> int:
-        row = codec.device_to_row(Device.new(), 0)
+        row = codec.device_row(Device.new(), 0)
         if await self._write(self._q.insert_device_if_missing, (self._id, *row)):
             bump = self._dq.after_explicit_device_id
             if bump is not None:

@@ -124,6 +124,14 @@ def device_to_row(d: Device, saved_at_ms: int) -> tuple[Any, ...]:
     )
 
 
+def device_row(d: Device, saved_at_ms: int) -> tuple[Any, ...]:
+    """The device row as it is written: :func:`device_to_row`, then its checksum."""
+    from .checksum import device
+
+    row = device_to_row(d, saved_at_ms)
+    return (*row, device(row))
+
+
 def encode_client_data(entries: Mapping[str, bytes]) -> str | None:
     """``Device.client_data`` as compact JSON ``{"client": "<base64>"}`` (None when empty)."""
     if not entries:
@@ -251,7 +259,12 @@ def blob_or_none(value: Any, table: str, key: object) -> bytes | None:
 def blob(value: Any, table: str, key: object) -> bytes:
     if type(value) is bytes:
         return value
-    raise CorruptRecordError(
+    raise blob_error(value, table, key)
+
+
+def blob_error(value: Any, table: str, key: object) -> CorruptRecordError:
+    """The error for a record that is not bytes."""
+    return CorruptRecordError(
         f"{table} row {key!r} holds a {type(value).__name__} where bytes were stored"
     )
 

@@ -14,24 +14,26 @@ from typing import Any
 from ...errors import CorruptRecordError, ValidationError
 from ...portable import COLUMNS, EXPORTED_TABLES
 from ...values import AccountDump, Row
+from . import checksum
 from .queries import to_sqlite
 from .schema import Dialect, check_prefix
 
 
 def select_sql(table: str, dialect: Dialect, prefix: str) -> str:
-    """All exported columns of one account's rows of ``table``."""
+    """All exported columns of one account's rows of ``table``, then the row's checksum."""
     p = check_prefix(prefix)
     cols = ", ".join(c for c, _ in COLUMNS[table])
     key = "id" if table == "device" else "device_id"
-    sql = f"SELECT {cols} FROM {p}{table} WHERE {key} = $1"
+    sql = f"SELECT {cols}, crc FROM {p}{table} WHERE {key} = $1"
     return to_sqlite(sql) if dialect == "sqlite" else sql
 
 
 def insert_sql(table: str, dialect: Dialect, prefix: str, *, with_id: bool = False) -> str:
-    """Insert one row of ``table``; ``$1`` is the account id (the device row returns its
-    new id, or, ``with_id``, takes the id as ``$1`` and returns it)."""
+    """Insert one row of ``table`` and its checksum; ``$1`` is the account id (the device
+    row returns its new id, or, ``with_id``, takes the id as ``$1`` and returns it)."""
     p = check_prefix(prefix)
     names = [c for c, _ in COLUMNS[table]]
+    names.append("crc")
     if table == "device" and with_id:
         params = ", ".join(f"${i}" for i in range(1, len(names) + 2))
         sql = f"INSERT INTO {p}device (id, {', '.join(names)}) VALUES ({params}) RETURNING id"
@@ -51,23 +53,49 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def to_rows(table: str, records: Sequence[Sequence[Any]]) -> list[Row]:
-    """Database rows -> dump rows (booleans normalised, bytes-like -> bytes).
+def to_rows(
+    table: str,
+    records: Sequence[Sequence[Any]],
+    device_id: int,
+    mismatched: list[str] | None = None,
+) -> list[Row]:
+    """Database rows (:func:`select_sql`'s) -> dump rows (booleans normalised,
+    bytes-like -> bytes), each checked against its checksum.
+
+    Args:
+        table: the table the rows come from.
+        records: the rows, as :func:`select_sql` reads them.
+        device_id: their account.
+        mismatched: where to describe the rows that do not match their checksum
+            (``wastore check``) instead of raising.
 
     Raises:
-        CorruptRecordError: a value of the wrong type for its column (an export
-            never carries a value the store could not read back).
+        CorruptRecordError: a value of the wrong type for its column, or a row that
+            does not match its checksum (an export never carries a value the store
+            could not read back).
     """
     cols = COLUMNS[table]
     out: list[Row] = []
     for n, rec in enumerate(records):
         row: Row = {}
-        for (name, kind), value in zip(cols, rec, strict=True):
+        for (name, kind), value in zip(cols, rec[:-1], strict=True):
             if value is not None:
                 value = _column_value(table, n, name, kind, value)
             row[name] = value
+        if rec[-1] != checksum.of_row(table, device_id, row):
+            err = checksum.corrupt(table, device_id if table == "device" else row_key(table, row))
+            if mismatched is None:
+                raise err
+            mismatched.append(str(err).partition("; restore")[0])
         out.append(row)
     return out
+
+
+def row_key(table: str, row: Row) -> object:
+    """A row's key within its account, for messages (the device row: its account)."""
+    keys = checksum.KEYS.get(table, ())
+    values = tuple(row.get(k) for k in keys)
+    return values[0] if len(values) == 1 else values
 
 
 def _column_value(table: str, n: int, name: str, kind: str, value: Any) -> Any:
@@ -88,9 +116,12 @@ def _column_value(table: str, n: int, name: str, kind: str, value: Any) -> Any:
 
 
 def to_params(table: str, row: Row, device_id: int | None) -> tuple[Any, ...]:
-    """A dump row -> insert parameters (the device row takes no account id)."""
+    """A dump row -> insert parameters, its checksum last (the device row takes no
+    account id)."""
     values = tuple(row[c] for c, _ in COLUMNS[table])
-    return values if device_id is None else (device_id, *values)
+    if device_id is None:
+        return (*values, checksum.of_row(table, 0, row))
+    return (device_id, *values, checksum.of_row(table, device_id, row))
 
 
 def account_users(account: AccountDump) -> list[str]:

@@ -71,7 +71,7 @@ async def read_version(conn: SchemaConn, prefix: str) -> tuple[int, int] | None:
 
     Raises:
         SchemaError: tables of the prefix exist without a version table, or the
-            version table does not hold exactly one row.
+            version table does not hold exactly one row of two integers.
     """
     has_version, prefixed = _CATALOG[conn.dialect]
     if not await conn.fetch(has_version, (f"{prefix}version",)):
@@ -84,7 +84,18 @@ async def read_version(conn: SchemaConn, prefix: str) -> tuple[int, int] | None:
     rows = await conn.fetch(f"SELECT version, compat FROM {prefix}version")
     if len(rows) != 1:
         raise SchemaError(f"the table {prefix}version must hold exactly one row, found {len(rows)}")
-    return int(rows[0][0]), int(rows[0][1])
+    version, compat = rows[0][0], rows[0][1]
+    if type(version) is not int or type(compat) is not int:
+        raise SchemaError(
+            f"the table {prefix}version holds ({_shown(version)}, {_shown(compat)}) where two "
+            "integers belong: the database was damaged or edited by hand; restore a backup"
+        )
+    return version, compat
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 async def status(conn: SchemaConn, prefix: str) -> tuple[int, int, list[Migration]]:
@@ -140,6 +151,8 @@ async def migrate(
             if now[0] >= step.version:  # another process got there first
                 continue
             await conn.script(schema.render(step.ddl, dialect, prefix))
+            if step.backfill is not None:
+                await step.backfill(conn, prefix)
             await conn.execute(
                 f"UPDATE {prefix}version SET version = $1, "
                 f"compat = {_GREATEST[dialect]}(compat, $2)",

@@ -21,8 +21,9 @@ A test checks that both paths produce the same schema.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from ...errors import ConfigError, SchemaError, SchemaTooNewError
 
@@ -317,12 +318,42 @@ CREATE TABLE {p}lease_holders (
 );
 """
 
+# A checksum of every row (see wastore.backends.sql.checksum), filled in for the rows
+# already there by the step's backfill. Compatible with no older wastore: it would
+# write rows without checksums, which this one reads as damaged.
+_CHECKSUMMED: Final = (
+    "device",
+    "identities",
+    "sessions",
+    "prekeys",
+    "signed_prekeys",
+    "sender_keys",
+    "sync_keys",
+    "app_state_versions",
+    "app_state_macs",
+    "sender_key_devices",
+    "lid_pn_mappings",
+    "base_keys",
+    "device_lists",
+    "tc_tokens",
+    "sent_messages",
+    "msg_secrets",
+    "pending_inbound",
+    "group_metadata",
+)
+_V6: Final = "".join(f"ALTER TABLE {{p}}{t} ADD COLUMN crc {{bigint}};\n" for t in _CHECKSUMMED)
+
 _VERSION_TABLE: Final = """
 CREATE TABLE {p}version (
     version {bigint} NOT NULL,
     compat {bigint} NOT NULL
 );
 """
+
+
+Backfill = Callable[[Any, str], Awaitable[None]]
+"""A step's data migration: ``await backfill(conn, prefix)`` after its DDL, in its
+transaction (``conn`` a :class:`~wastore.backends.sql.migrate.SchemaConn`)."""
 
 
 @dataclass(frozen=True)
@@ -333,6 +364,14 @@ class Migration:
     compat: int
     description: str
     ddl: str
+    backfill: Backfill | None = None
+    """Run after ``ddl`` when an existing database is upgraded (never on a fresh one)."""
+
+
+async def _backfill_checksums(conn: Any, prefix: str) -> None:
+    from .checksum import backfill
+
+    await backfill(conn, prefix)
 
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
@@ -351,6 +390,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(3, 1, "account leases (one process per account)", _V3),
     Migration(4, 1, "device: platform, business name, pairing, account settings, client data", _V4),
     Migration(5, 5, "lease epochs fencing every write; one lease-holder row per container", _V5),
+    Migration(6, 6, "a checksum of every row", _V6, _backfill_checksums),
 )
 
 LATEST: Final = MIGRATIONS[-1].version

@@ -68,7 +68,7 @@ class SqlStore:
 
     # -- Container ---------------------------------------------------------
     async def create_device(self) -> int:
-        row = codec.device_to_row(Device.new(), 0)
+        row = codec.device_row(Device.new(), 0)
         e = self.engine
         for _ in range(100):
             try:
@@ -85,7 +85,7 @@ class SqlStore:
         return [int(r[0]) for r in await self.engine.rows(self.q.list_devices, ())]
 
     async def first_device(self) -> int:
-        row = codec.device_to_row(Device.new(), 0)
+        row = codec.device_row(Device.new(), 0)
         q, lock = self.q, self.engine.dq.lock_accounts
 
         # One transaction: two processes starting on an empty database cannot both
@@ -184,7 +184,9 @@ class SqlStore:
         results = await self.engine.read_snapshot(
             [(dump.select_sql(t, self.dialect, self.prefix), (device_id,)) for t in tables]
         )
-        rows = {t: dump.to_rows(t, found) for t, found in zip(tables, results, strict=True)}
+        rows = {
+            t: dump.to_rows(t, found, device_id) for t, found in zip(tables, results, strict=True)
+        }
         if not rows["device"]:
             raise DeviceNotFoundError(device_id)
         return AccountDump(rows)

@@ -45,9 +45,10 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,14 +56,14 @@ from typing import Any, Final, Literal, TypeVar
 
 from ...errors import BackendUnavailableError, ConfigError
 from .. import _txn
-from .._common import shielded
+from .._common import make_private_dirs, shielded
 from ..options import StoreOptions
 from ..retry import SQLITE_BUSY, Budget
 from ..sql import migrate
 from ..sql.engine import Args, Block, Rows, Statements, run_now
 from ..sql.queries import Batch, KeyRead, Queries, to_sqlite
 from ..sql.schema import Dialect, Migration
-from .errors import is_busy, translate
+from .errors import DRIVER_ERRORS, DriverError, access_problem, diagnose, is_busy, translate
 from .leases import SqliteLeases
 from .statements import dialect_queries, multi_row_sql, padded_chunks, row_chunks
 
@@ -73,8 +74,17 @@ Conn = sqlite3.Connection
 
 OFFLOAD_ITEMS: Final = 64
 """Batches and multi-key reads with more items than this run on the worker thread."""
-CHECKPOINT_EVERY: Final = 1000
+CHECKPOINT_EVERY: Final = 500
 """Commits between two background WAL checkpoints."""
+BATCH_COMMIT_WEIGHT: Final = 100
+"""What the commit of a batch (written on the worker thread) counts for toward the next
+checkpoint: a batch of 2,000 sessions adds about 3 MiB to the WAL, a point write a page."""
+WAL_LIMIT: Final = 64 * 1024 * 1024
+"""The bound of the ``-wal`` file under sustained writes (docs/sqlite.md), also its
+``journal_size_limit``."""
+WAL_CHECKPOINT_AT: Final = 16 * 1024 * 1024
+"""WAL content above which the next write transaction first completes a checkpoint
+(off the event loop, holding the writer) so that the WAL starts over."""
 CACHE_KIB: Final = 16384
 """Page cache of each connection (SQLite's default is 2 MiB). It fills only with pages
 actually read; a bigger one keeps a single account's Signal tables in memory (2,000
@@ -110,7 +120,9 @@ class SqliteEngine:
         self._wholder: tuple[asyncio.Task[Any] | None, int | None, float] | None = None
         self._closed = False
         self._commits = 0
-        self._checkpoint: asyncio.Future[Any] | None = None
+        self._checkpoint: Future[int] | None = None  # the background checkpoint
+        self._wal_over = False  # the next write transaction first completes a checkpoint
+        self._page_size = 4096
         self._sql: dict[tuple[str, int], str] = {}  # IN-list and multi-row statements
         self._inline_commits = options.synchronous == "NORMAL"
         self._big_txn = False  # the open transaction wrote a batch on the worker
@@ -130,17 +142,21 @@ class SqliteEngine:
         if not path.exists():
             if not create:
                 raise ConfigError(f"SQLite database {str(path)!r} does not exist")
-            if path.parent and not path.parent.exists():
-                path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
             try:
+                make_private_dirs(path.parent if str(path.parent) else Path("."))
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
                 os.close(fd)
             except FileExistsError:
                 pass
             except OSError as err:
-                raise ConfigError(
-                    f"cannot create SQLite database {str(path)!r}: {err.strerror}"
+                why = diagnose(path)
+                raise BackendUnavailableError(
+                    f"cannot create SQLite database {str(path)!r}: {why or err.strerror}"
                 ) from err
+        _private_files(path)
+        why = access_problem(path)
+        if why is not None:
+            raise BackendUnavailableError(f"cannot open SQLite database {str(path)!r}: {why}")
         budget_ms = int(self.opts.busy_timeout * 1000)
         try:
             self._w = self._connect(busy_ms=budget_ms)
@@ -159,7 +175,7 @@ class SqliteEngine:
             if w.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
                 raise ConfigError("this SQLite build cannot enforce foreign keys")
             w.execute("PRAGMA wal_autocheckpoint=0")
-            w.execute("PRAGMA journal_size_limit=67108864")
+            w.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             run_now(
                 migrate.migrate(
                     SchemaConn(w),
@@ -174,8 +190,9 @@ class SqliteEngine:
             self._r.execute("PRAGMA query_only=ON")
             self._bg = self._connect(busy_ms=budget_ms)
             self._bg.execute("PRAGMA query_only=ON")
-        except sqlite3.Error as err:
-            raise translate(err, f"opening {str(path)!r}") from err
+            self._page_size = int(w.execute("PRAGMA page_size").fetchone()[0])
+        except DRIVER_ERRORS as err:
+            raise translate(err, f"opening {str(path)!r}", path) from err
 
     def _busy_retry_sync(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the worker thread, retrying busy errors within the busy budget."""
@@ -220,7 +237,7 @@ class SqliteEngine:
             self._closed = True
             if self._checkpoint is not None:
                 with contextlib.suppress(Exception):
-                    await self._checkpoint
+                    await asyncio.wrap_future(self._checkpoint)
             await asyncio.get_running_loop().run_in_executor(self._pool, self._close_sync)
         self._pool.shutdown(wait=True)
 
@@ -265,7 +282,7 @@ class SqliteEngine:
         conn = self._reader()
         try:
             return conn.execute(sql, args).fetchone()
-        except sqlite3.Error as err:
+        except DRIVER_ERRORS as err:
             # A retry picks its connection again: after the back-off the writer may be
             # inside another task's transaction.
             return await self._retry(err, lambda: self._reader().execute(sql, args).fetchone())
@@ -274,7 +291,7 @@ class SqliteEngine:
         conn = self._reader()
         try:
             row = conn.execute(sql, args).fetchone()
-        except sqlite3.Error as err:
+        except DRIVER_ERRORS as err:
             row = await self._retry(err, lambda: self._reader().execute(sql, args).fetchone())
         return None if row is None else row[0]
 
@@ -283,7 +300,7 @@ class SqliteEngine:
             conn = self._reader()
             try:
                 return conn.execute(sql, args).fetchall()
-            except sqlite3.Error as err:
+            except DRIVER_ERRORS as err:
                 return await self._retry(err, lambda: self._reader().execute(sql, args).fetchall())
         return await self._read_big(lambda c: c.execute(sql, args).fetchall())
 
@@ -300,7 +317,7 @@ class SqliteEngine:
         if len(keys) <= OFFLOAD_ITEMS:
             try:
                 return run(self._reader())
-            except sqlite3.Error as err:
+            except DRIVER_ERRORS as err:
                 return await self._retry(err, lambda: run(self._reader()))
         return await self._read_big(run)
 
@@ -343,7 +360,7 @@ class SqliteEngine:
         if st is not None:
             return await self._in_txn(st.data, lambda c: c.execute(sql, args).rowcount)
         self.check_open()
-        if self._wlock.locked() or not self._inline_commits:
+        if self._wlock.locked() or not self._inline_commits or self._wal_over:
             return await self._atomic(lambda c: c.execute(sql, args).rowcount)
         # Fast path: nobody holds the writer and a statement never suspends, so it
         # runs as its own implicit transaction without taking the lock.
@@ -353,7 +370,7 @@ class SqliteEngine:
             n = w.execute(sql, args).rowcount
         except sqlite3.Error as err:
             if not is_busy(err):
-                raise translate(err, "write") from err
+                raise translate(err, "write", self.path) from err
             return await self._atomic(lambda c: c.execute(sql, args).rowcount)
         self._committed()
         return n
@@ -442,7 +459,7 @@ class SqliteEngine:
             except BaseException as err:
                 await self._rollback(w, offload)
                 if isinstance(err, sqlite3.Error):
-                    raise translate(err, "write") from err
+                    raise translate(err, "write", self.path) from err
                 raise
             await self._commit(w, offload)
         return result
@@ -470,7 +487,7 @@ class SqliteEngine:
         try:
             return await self._run(body, offload)
         except sqlite3.Error as err:
-            raise translate(err, "write") from err
+            raise translate(err, "write", self.path) from err
 
     async def _run(self, fn: Callable[[], T], offload: bool) -> T:
         if not offload:
@@ -485,13 +502,13 @@ class SqliteEngine:
     async def _retrying_offload(self, fn: Callable[[], T]) -> T:
         try:
             return await self.offload(fn)
-        except sqlite3.Error as err:
+        except DRIVER_ERRORS as err:
             return await self._retry(err, fn, offload=True)
 
-    async def _retry(self, err: sqlite3.Error, fn: Callable[[], T], offload: bool = False) -> T:
+    async def _retry(self, err: DriverError, fn: Callable[[], T], offload: bool = False) -> T:
         """Retry ``fn`` after a busy error, with backoff, within the busy budget."""
         if not is_busy(err):
-            raise translate(err, "read") from err
+            raise translate(err, "read", self.path) from err
         budget = Budget(self.opts.busy_timeout, SQLITE_BUSY)
         while True:
             if not await budget.pause():
@@ -502,9 +519,9 @@ class SqliteEngine:
             self.check_open()
             try:
                 return await self.offload(fn) if offload else fn()
-            except sqlite3.Error as again:
+            except DRIVER_ERRORS as again:
                 if not is_busy(again):
-                    raise translate(again, "read") from again
+                    raise translate(again, "read", self.path) from again
                 err = again
 
     @asynccontextmanager
@@ -545,6 +562,8 @@ class SqliteEngine:
         self.leases.check_row(account, epoch, row)
 
     async def _begin(self, w: Conn) -> None:
+        if self._wal_over:
+            await self._complete_checkpoint()
         try:
             w.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
@@ -563,8 +582,8 @@ class SqliteEngine:
             if w.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     w.execute("ROLLBACK")
-            raise translate(err, "commit") from err
-        self._committed()
+            raise translate(err, "commit", self.path) from err
+        self._committed(big)
 
     async def _rollback(self, w: Conn, offload: bool) -> None:
         if not w.in_transaction:
@@ -574,24 +593,71 @@ class SqliteEngine:
         except sqlite3.Error as err:  # the connection rolls back when closed anyway
             log.error("rollback failed: %s", err)
 
-    def _committed(self) -> None:
-        self._commits += 1
-        if self._commits >= CHECKPOINT_EVERY and (
-            self._checkpoint is None or self._checkpoint.done()
-        ):
-            self._commits = 0
-            self._checkpoint = asyncio.get_running_loop().run_in_executor(
-                self._pool, self._checkpoint_sync
-            )
+    # -- checkpoints ----------------------------------------------------------
+    #
+    # The writer never checkpoints on commit (wal_autocheckpoint=0): a checkpoint
+    # copies pages into the database file and fsyncs it. Every CHECKPOINT_EVERY
+    # commits (a batch counts as BATCH_COMMIT_WEIGHT) a PASSIVE checkpoint runs on the
+    # worker thread, without the writer: it copies what the WAL holds at its start,
+    # while this process goes on appending. It reports how much the WAL holds; above
+    # WAL_CHECKPOINT_AT the next write transaction first runs one more PASSIVE
+    # checkpoint on the worker while it holds the writer (so nothing of this process
+    # can be appended meanwhile): that one completes (short of another process's
+    # reader still using old pages), and the commit after it starts the WAL over.
+    # The check reads a concurrent future, so a writer that never yields to the
+    # event loop is held back all the same.
 
-    def _checkpoint_sync(self) -> None:
+    def _committed(self, big: bool = False) -> None:
+        self._commits += BATCH_COMMIT_WEIGHT if big else 1
+        if self._commits < CHECKPOINT_EVERY:
+            return
+        running = self._checkpoint
+        if running is not None:
+            if not running.done():
+                return
+            frames = running.result()
+            if frames * self._page_size >= WAL_CHECKPOINT_AT:
+                self._wal_over = True
+        self._commits = 0
+        if not self._closed:
+            self._checkpoint = self._pool.submit(self._checkpoint_sync)
+
+    def _checkpoint_sync(self) -> int:
+        """A PASSIVE checkpoint on the worker's reader; the frames the WAL holds."""
+        return self._passive()[0]
+
+    def _passive(self) -> tuple[int, int]:
+        """A PASSIVE checkpoint: ``(frames in the WAL, frames copied)``."""
         bg = self._bg
         if bg is None:
-            return
+            return 0, 0
         try:
-            bg.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            _busy, frames, done = bg.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as err:
             log.warning("background WAL checkpoint failed: %s", err)
+            return 0, 0
+        return max(int(frames or 0), 0), max(int(done or 0), 0)
+
+    async def _complete_checkpoint(self) -> None:
+        """The checkpoint a write transaction runs first when the WAL is too large
+        (the caller holds the writer: nothing of this process appends meanwhile)."""
+        self._wal_over = False
+        frames, done = await self.offload(self._passive)
+        if frames > done and frames * self._page_size >= WAL_LIMIT:
+            log.warning(
+                "the WAL of %r holds %d MiB that a reader of another process keeps from "
+                "being checkpointed",
+                str(self.path),
+                frames * self._page_size >> 20,
+            )
+
+    @property
+    def wal_bytes(self) -> int:
+        """The size of the ``-wal`` file now (0 when there is none)."""
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return 0
 
     @asynccontextmanager
     async def transaction(self, account: int | None = None) -> AsyncIterator[None]:
@@ -653,7 +719,7 @@ class SqliteEngine:
         try:
             await self.offload(run)
         except sqlite3.Error as err:
-            raise translate(err, "snapshot") from err
+            raise translate(err, "snapshot", self.path) from err
 
 
 class Tx:
@@ -706,3 +772,41 @@ class SchemaConn:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _private_files(path: Path) -> None:
+    """Take every right of the group and of others away from the database file and its
+    ``-wal`` and ``-shm`` files (0644 becomes 0600).
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so
+    a database made readable by others (mode 0644 from another tool, a copy, an
+    older version) would hand its keys to every local user through them too. A
+    file that cannot be tightened (another user owns it) is refused.
+
+    Raises:
+        BackendUnavailableError: a file is open to others and this process cannot
+            change its mode.
+    """
+    for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return  # diagnose() says what is wrong with the file
+        if not mode & 0o077:
+            continue
+        try:
+            os.chmod(target, mode & 0o700)
+        except OSError as err:
+            raise BackendUnavailableError(
+                f"the SQLite file {str(target)!r} has mode {mode:04o} (others may read its "
+                f"keys) and its mode cannot be changed: {err.strerror}; run "
+                f"`chmod 600 {target}` as its owner"
+            ) from None
+        log.warning(
+            "SQLite file %r had mode %04o (open to others): changed to %04o",
+            str(target),
+            mode,
+            mode & 0o700,
+        )

@@ -24,21 +24,21 @@ T = TypeVar("T")
 
 # Multi-key reads: the IN list is filled in by render_in_list().
 GET_SESSIONS_IN: Final = (
-    "SELECT address, record FROM {p}sessions WHERE device_id = ? AND address IN ({inlist})"
+    "SELECT address, record, crc FROM {p}sessions WHERE device_id = ? AND address IN ({inlist})"
 )
 LOAD_PREKEYS_IN: Final = (
-    "SELECT id, record FROM {p}prekeys WHERE device_id = ? AND id IN ({inlist})"
+    "SELECT id, record, uploaded, crc FROM {p}prekeys WHERE device_id = ? AND id IN ({inlist})"
 )
 GET_MACS_IN: Final = (
-    "SELECT index_mac, value_mac FROM {p}app_state_macs "
+    "SELECT index_mac, version, value_mac, crc FROM {p}app_state_macs "
     "WHERE device_id = ? AND name = ? AND index_mac IN ({inlist})"
 )
 # The batch upsert of MACs with the constant columns first (head, then the row),
 # as Engine.batch passes them.
 _PUT_MACS: Final = (
-    "INSERT INTO {p}app_state_macs (device_id, name, version, index_mac, value_mac) "
-    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id, name, index_mac) DO UPDATE "
-    "SET version = excluded.version, value_mac = excluded.value_mac"
+    "INSERT INTO {p}app_state_macs (device_id, name, version, index_mac, value_mac, crc) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device_id, name, index_mac) DO UPDATE "
+    "SET version = excluded.version, value_mac = excluded.value_mac, crc = excluded.crc"
 )
 _IN_SIZES: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 

@@ -21,7 +21,7 @@ from typing import Literal
 
 from ... import _validate as v
 from ...errors import ConfigError, DeviceNotFoundError, StoreError
-from .._common import sanitize_snapshot_name, utc_stamp, write_private
+from .._common import make_private_dirs, sanitize_snapshot_name, utc_stamp, write_private
 from ..options import check_flag, check_positive
 from ..sql import migrate, schema
 from ..sql.engine import run_now
@@ -126,7 +126,7 @@ class SqliteStore(SqlStore):
         target = folder / f"{self.path.name}.snapshot-{utc_stamp()}-{safe}"
 
         def write() -> None:
-            folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+            make_private_dirs(folder)
             _write_account_db(self.path, target, self.prefix, device_id)
             if extra is not None:
                 write_private(target.with_name(target.name + ".extra"), extra)
@@ -228,7 +228,7 @@ def _read_version(path: Path, prefix: str) -> tuple[int, int] | None:
         raise StoreError(f"cannot open {str(path)!r} read-only: {err}") from err
     try:
         return run_now(migrate.read_version(SchemaConn(conn), prefix))
-    except sqlite3.DatabaseError as err:
-        raise StoreError(f"cannot read {str(path)!r}: {err}") from err
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
+        raise translate(err, f"reading {str(path)!r}", path) from err
     finally:
         conn.close()
