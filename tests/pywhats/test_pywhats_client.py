@@ -249,13 +249,21 @@ async def test_an_atomic_block_with_a_fault_in_the_middle_leaves_nothing(
             )
             backend_type = type(client.manager.backend)
             real_put_identity = backend_type.put_identity
+            real_put_identities = backend_type.put_identities_batch
             calls: list[str] = []
 
             async def failing_put_identity(self: Any, address: str, key: bytes) -> None:
                 calls.append(address)
                 raise BackendUnavailableError("injected fault: the identity write failed")
 
+            async def failing_put_identities(self: Any, items: Any) -> None:
+                calls.extend(address for address, _ in items)
+                raise BackendUnavailableError("injected fault: the identity write failed")
+
+            # The client's SignalCache writes the block's identity into its commit (a
+            # batch); without a cache it would be a single write: both fail.
             monkeypatch.setattr(backend_type, "put_identity", failing_put_identity)
+            monkeypatch.setattr(backend_type, "put_identities_batch", failing_put_identities)
             await server.deliver(node)
             await wait_for(lambda: bool(talk.errors))
             assert calls == ["15559990000:1@s.whatsapp.net"]
@@ -268,6 +276,7 @@ async def test_an_atomic_block_with_a_fault_in_the_middle_leaves_nothing(
             assert stores.identities.load(sid) is None
 
             monkeypatch.setattr(backend_type, "put_identity", real_put_identity)
+            monkeypatch.setattr(backend_type, "put_identities_batch", real_put_identities)
             talk.errors.clear()
             await server.deliver(node)  # the same message again, as the server redelivers it
             await wait_for(lambda: bool(talk.got) or bool(talk.errors))
