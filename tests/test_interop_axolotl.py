@@ -616,6 +616,37 @@ def test_calls_from_many_threads_at_once(world: World) -> None:
         assert stored == keys[n].getPublicKey().getPublicKey()
 
 
+def test_a_message_costs_one_round_trip_per_flush(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the SignalCache, python-axolotl's session reads and writes are served on
+    its own thread: the only round trips to the store's loop are the two flushes (the
+    barriers after encrypting and after decrypting), and each commits."""
+    w = world
+    w.pair()
+    for sender, recipient in ((ALICE, BOB), (BOB, ALICE)):  # load the sessions (cold caches)
+        assert w.receive(recipient, sender, w.send(sender, recipient, b"warm")) == b"warm"
+    hops: list[str] = []
+    real = LoopBridge.call
+
+    def call(bridge: LoopBridge, coro: Any) -> Any:
+        hops.append(coro.__qualname__)
+        return real(bridge, coro)
+
+    monkeypatch.setattr(LoopBridge, "call", call)
+    for n in range(6):
+        sender, recipient = (ALICE, BOB) if n % 2 == 0 else (BOB, ALICE)
+        wire = w.send(sender, recipient, b"message %d" % n)
+        assert w.receive(recipient, sender, wire) == b"message %d" % n
+    assert hops == ["SyncSignal._flush"] * 12
+    monkeypatch.undo()
+    # Each flush committed: the database holds what the cache does.
+    for owner, peer in ((ALICE, BOB), (BOB, ALICE)):
+        address = peer.signal_address()
+        cached = w.accounts[owner].run(w.accounts[owner].manager.signal.get_session(address))
+        assert w.db(owner, lambda b, a=address: b.get_session(a)) == cached
+
+
 def test_the_bridge_times_out_and_cancels() -> None:
     thread = EventLoopThread()
     try:
