@@ -481,8 +481,19 @@ def test_sub_device_sessions_and_delete_all(world: World) -> None:
     for device in (0, 2, 7):
         alice.storeSession("15550000009", device, record)
     alice.storeSession("15550000010", 1, record)
-    # buffered in the cache: the answer includes them (the call flushes first)
+    alice.storeSession("15550000009@lid", 3, record)  # the same user on another server
+    # Buffered in the cache, not committed: the answer includes them all the same
+    # (the database's range query with the buffered writes over it; no flush).
     assert alice.getSubDeviceSessions("15550000009") == [0, 2, 7]
+    assert alice.getSubDeviceSessions("15550000009@lid") == [3]
+    assert w.db(ALICE, lambda b: b.get_session_addresses("15550000009")) == []
+    alice.flush()
+    assert w.db(ALICE, lambda b: b.get_session_addresses("15550000009")) == [
+        "15550000009:2@s.whatsapp.net",
+        "15550000009:3@lid",
+        "15550000009:7@s.whatsapp.net",
+        "15550000009@s.whatsapp.net",
+    ]
     w.restart()
     alice = w.store(ALICE)
     assert alice.getSubDeviceSessions("15550000009") == [0, 2, 7]
@@ -495,10 +506,11 @@ def test_sub_device_sessions_and_delete_all(world: World) -> None:
     alice.deleteSession("15550000009", 2)
     assert alice.getSubDeviceSessions("15550000009") == [0, 7]
     alice.deleteAllSessions("15550000009")
-    alice.flush()
+    assert alice.getSubDeviceSessions("15550000009") == []
     w.restart()
     alice = w.store(ALICE)
     assert alice.getSubDeviceSessions("15550000009") == []
+    assert alice.getSubDeviceSessions("15550000009@lid") == [3]  # another server: kept
     assert alice.getSubDeviceSessions("15550000010") == [1]
     assert alice.containsSession(axolotl_address(BOB).getName(), 0)
 

@@ -46,7 +46,7 @@ from collections.abc import Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar
 
 from ..cache import IDENTITY, SENDER_KEY, SESSION, SignalCache
 from ..contract import Backend, Container
@@ -169,7 +169,7 @@ class _Scope:
 
 class _Hop:
     """One blocking call outside a held block: the task that runs it on the loop, and
-    the lock its caller waits on (released when the task is done)."""
+    the lock its caller waits on (released by the task's last step)."""
 
     __slots__ = ("cancelled", "coro", "error", "lock", "result", "task")
 
@@ -183,23 +183,29 @@ class _Hop:
         self.cancelled = False
 
     def start(self) -> None:  # on the loop
-        try:
-            self.task = task = asyncio.ensure_future(self.coro)
-        except BaseException as err:  # pragma: no cover - ensure_future of a coroutine
-            self.error = err
-            self.lock.release()
-            return
+        self.task = task = asyncio.get_running_loop().create_task(self._run())
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:  # on the loop
-        if task.cancelled():
+    async def _run(self) -> None:
+        try:
+            self.result = await self.coro
+        except asyncio.CancelledError:
             self.cancelled = True
-        else:
-            self.error = task.exception()
-            if self.error is None:
-                self.result = task.result()
-        self.task = None
-        self.lock.release()
+            raise
+        except BaseException as err:
+            self.error = err
+        finally:
+            # Released here rather than by a done callback: the caller wakes one
+            # iteration of the loop earlier.
+            self.task = None
+            self.lock.release()
+
+    def _done(self, task: asyncio.Task[Any]) -> None:  # on the loop
+        if self.task is not None:  # cancelled before its first step: _run never ran
+            self.coro.close()
+            self.cancelled = True
+            self.task = None
+            self.lock.release()
 
     def cancel(self) -> None:  # on the loop (after start()), when the caller gave up
         if self.task is not None:
@@ -756,7 +762,7 @@ class SyncContainer:
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         **options: Any,
-    ) -> SyncContainer:
+    ) -> Self:
         """Open the store at ``url`` (see :func:`wastore.open_store`) on a new loop thread.
 
         Args:

@@ -16,7 +16,13 @@ from ...jid import JID, as_jid
 from ...keys import KEY_LEN, KeyPair, sign_pre_key
 from ...manager import PersistenceManager
 from ..bridge import DEFAULT_TIMEOUT, LoopBridge, SyncSignal
-from ._addresses import device_candidates, identity_address, sender_key_address, signal_address
+from ._addresses import (
+    device_of,
+    identity_address,
+    sender_key_address,
+    signal_address,
+    user_devices,
+)
 from ._compat import (
     AxolotlAddress,
     AxolotlStoreBase,
@@ -345,19 +351,24 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
     def getSubDeviceSessions(self, recepientId: str) -> list[int]:
         """The device ids of ``recepientId`` that have a session, ascending.
 
-        A bare name is probed over every device number (one query); a name that
-        includes a device answers ``[0]`` or ``[]``. Through a SignalCache this
-        flushes first, so that the database answers for the buffered writes too.
+        For a bare name, the devices of its user on its server: one indexed range
+        query (``get_session_addresses``), with the SignalCache's buffered writes
+        over it. A name that includes a device answers ``[0]`` or ``[]``.
         """
-        candidates = device_candidates(recepientId)
-        found = self._call(self._find_sessions([a for _, a in candidates]))
-        return [d for d, a in candidates if a in found]
+        jid, named = user_devices(recepientId)
+        if named is not None:
+            return [0] if self._sync.has_session(named) else []
+        return sorted(self._devices(self._call(self._signal.get_session_addresses(jid.user)), jid))
 
-    async def _find_sessions(self, addresses: Sequence[str]) -> set[str]:
-        cache = self._pm.signal_cache
-        if cache is not None:
-            await cache.flush()
-        return set(await self._pm.backend.get_sessions(addresses))
+    @staticmethod
+    def _devices(addresses: Sequence[str], jid: JID) -> dict[int, str]:
+        """``{device id: address}`` of the addresses that are devices of ``jid``'s user."""
+        found = {}
+        for address in addresses:
+            device = device_of(address, jid)
+            if device is not None:
+                found[device] = address
+        return found
 
     def storeSession(self, recepientId: str, deviceId: int, sessionRecord: Any) -> None:
         address = signal_address(recepientId, deviceId)
@@ -375,19 +386,18 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
 
     def deleteAllSessions(self, recepientId: str) -> None:
         """Delete the sessions of every device of ``recepientId`` (one commit)."""
-        addresses = [a for _, a in device_candidates(recepientId)]
-        self._call(self._delete_sessions(addresses))
-
-    async def _delete_sessions(self, addresses: Sequence[str]) -> None:
-        backend = self._pm.backend
-        cache = self._pm.signal_cache
-        if cache is not None:
-            for address in await self._find_sessions(addresses):
-                await cache.delete_session(address)
+        jid, named = user_devices(recepientId)
+        if named is not None:
+            self._sync.delete_session(named)
             return
-        async with backend.transaction():
-            for address in await backend.get_sessions(addresses):
-                await backend.delete_session(address)
+        self._call(self._delete_sessions(jid))
+
+    async def _delete_sessions(self, jid: JID) -> None:
+        signal = self._signal
+        async with signal.transaction():
+            found = self._devices(await signal.get_session_addresses(jid.user), jid)
+            for address in found.values():
+                await signal.delete_session(address)
 
     # -- SenderKeyStore ----------------------------------------------------------------
     def storeSenderKey(self, senderKeyId: Any, senderKeyRecord: Any) -> None:
