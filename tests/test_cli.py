@@ -316,12 +316,26 @@ async def test_export_import_export_gives_the_same_file(url: str, tmp_path: Path
         assert data == portable.encode(await c.export_account(ids[0]))  # every row
 
     before = await documents(url)
-    refused = one_error(cli("import", url, first, cwd=tmp_path), 4)
+    same = out_json(cli("import", url, first, "--json", cwd=tmp_path))  # identical: as copy
+    assert (same["action"], same["device_id"]) == ("unchanged", ids[0])
+    assert await documents(url) == before
+    original = portable.decode(data)
+    changed = tmp_path / "changed.json"
+    device = {**original.device, "push_name": "changed"}
+    changed.write_bytes(
+        portable.encode(portable.AccountDump(original.tables | {"device": [device]}))
+    )
+    refused = one_error(cli("import", url, changed, cwd=tmp_path), 4)
     assert "already" in refused and "--replace" in refused
     assert await documents(url) == before
 
     done = out_json(cli("import", url, first, "--replace", "--json", cwd=tmp_path))
+    assert done["action"] == "unchanged"  # identical content is never rewritten
+    done = out_json(cli("import", url, changed, "--replace", "--json", cwd=tmp_path))
     assert done["action"] == "replaced" and done["replaced"] == [ids[0]]
+    assert done["device_id"] == ids[0]  # the replaced account keeps its id
+    done = out_json(cli("import", url, first, "--replace", "--json", cwd=tmp_path))
+    assert (done["action"], done["device_id"]) == ("replaced", ids[0])
     second = tmp_path / "second.json"
     ok(cli("export", url, done["device_id"], "-o", second, cwd=tmp_path))
     assert second.read_bytes() == data
@@ -474,7 +488,7 @@ def _copy_table(stdout: str) -> dict[int, str]:
     return results
 
 
-ACTIONS = ("created", "replaced", "unchanged", "conflict", "invalid", "failed")
+ACTIONS = ("created", "replaced", "unchanged", "conflict", "taken", "invalid", "failed")
 
 
 async def test_copy_says_the_same_words_in_its_table_and_its_json(tmp_path: Path) -> None:

@@ -60,8 +60,8 @@ def test_an_account_goes_out_as_a_baileys_folder_and_comes_back(tmp_path: Path) 
     assert (device.pn, device.lid, device.platform) == (original.pn, original.lid, "android")
     assert identity == bytes(range(32))
 
-    again = one_error(cli("import", dst, folder, "--from", "baileys", cwd=tmp_path), 4)
-    assert "already in" in again and "--replace" in again
+    again = out_json(cli("import", dst, folder, "--from", "baileys", "--json", cwd=tmp_path))
+    assert (again["action"], again["device_id"]) == ("unchanged", 1)  # identical: as copy
 
 
 def test_an_unreadable_source_is_refused_in_one_line_and_nothing_is_created(

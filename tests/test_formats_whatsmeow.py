@@ -291,3 +291,60 @@ def test_newer_whatsmeow_schema_is_refused(neonize_python: Path, tmp_path: Path)
             assert await c.devices() == []
 
     asyncio.run(attempt())
+
+
+_PG_TYPES = {"BLOB": "bytea", "BYTEA": "bytea", "INTEGER": "bigint", "BIGINT": "bigint",
+             "BOOLEAN": "boolean", "UUID": "uuid", "TEXT": "text"}  # fmt: skip
+
+
+async def _copy_to_postgres(meow: Path, url: str) -> None:
+    """The whatsmeow tables of an SQLite database, created and filled in PostgreSQL with
+    whatsmeow's PostgreSQL column types (the same tables and columns in both dialects)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        with closing(sqlite3.connect(meow)) as src:
+            tables = [
+                r[0]
+                for r in src.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'whatsmeow_%'"
+                )
+            ]
+            for table in tables:
+                info = list(src.execute(f"PRAGMA table_info({table})"))
+                types = [_PG_TYPES.get(t.upper().split("(")[0], "text") for _, _, t, *_ in info]
+                cols = ", ".join(f"{c[1]} {t}" for c, t in zip(info, types, strict=True))
+                await conn.execute(f"CREATE TABLE {table} ({cols})")
+                rows = [
+                    tuple(
+                        bool(v) if t == "boolean" and v is not None else v
+                        for v, t in zip(row, types, strict=True)
+                    )
+                    for row in src.execute(f"SELECT * FROM {table}")
+                ]
+                if rows:
+                    marks = ", ".join(f"${i + 1}" for i in range(len(info)))
+                    await conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.postgres
+def test_a_whatsmeow_postgresql_database_reads_as_its_sqlite_twin(
+    neonize_python: Path, tmp_path: Path, pg_blank_url: str
+) -> None:
+    meow = tmp_path / "whatsmeow.db"
+    neonize_database(neonize_python, meow)
+    other_device(meow)
+    with closing(sqlite3.connect(meow)) as c, c:
+        c.execute(
+            "INSERT INTO whatsmeow_pre_keys VALUES (?, ?, ?, ?)",
+            (OTHER, 7, wastore.KeyPair.generate().private, True),
+        )
+    asyncio.run(_copy_to_postgres(meow, pg_blank_url))
+    from_pg, from_sqlite = read(pg_blank_url, "whatsmeow"), read(meow, "whatsmeow")
+    assert [d.tables for d in from_pg] == [d.tables for d in from_sqlite]
+    assert from_pg[0].count()["prekeys"] == 1 and from_pg[0].count()["lid_pn_mappings"] == 1
+    with pytest.raises(ValidationError, match="cannot read the whatsmeow database"):
+        read(pg_blank_url.rsplit("/", 1)[0] + "/no_such_database", "whatsmeow")

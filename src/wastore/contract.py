@@ -348,7 +348,8 @@ class DeviceStore(Protocol):
         ...
 
     async def snapshot_db(self, name: str, extra: bytes | None = None) -> str:
-        """Write a debug snapshot labelled ``name``; return where it went."""
+        """Write a debug snapshot of this account only (never another account's rows),
+        labelled ``name``; return where it went."""
         ...
 
 
@@ -396,7 +397,14 @@ class PortableContainer(Protocol):
         ...
 
     async def import_account(self, account: AccountDump, *, replace: bool = False) -> int:
-        """Insert an account under a new device id, in one transaction; return the id."""
+        """Insert an account in one transaction; return its device id.
+
+        A new account gets a new id. The account the store already has (same
+        identity key) is refused unless ``replace``, which replaces its rows under
+        the same id. Another account with the same phone number or LID (another
+        identity key) is refused either way: an import never deletes an account
+        that it is not.
+        """
         ...
 
 

@@ -10,8 +10,10 @@
 - :func:`check`: the integrity report (``PRAGMA integrity_check`` on SQLite, the
   schema version, every row decoded the way the store decodes it, orphan rows,
   leases).
-- :func:`put_account`, :func:`copy_account`, :func:`same_content`: move whole
-  accounts between stores (``wastore import`` / ``copy``), idempotently.
+- :func:`put_account`, :func:`plan_put`, :func:`copy_account`,
+  :func:`same_content`: move whole accounts between stores (``wastore import`` /
+  ``copy``), idempotently; an account is the same when its identity key is, and
+  nothing ever replaces a different account (:func:`another_account` says why).
 
 Every function takes an open container. The SQL ones work on
 :class:`~wastore.backends.sqlite.SqliteStore` and
@@ -35,7 +37,16 @@ from .inspect import (
     schema_status,
     schema_status_at,
 )
-from .moving import CopyResult, PutResult, copy_account, put_account, same_content, verify_copy
+from .moving import (
+    CopyResult,
+    PutResult,
+    another_account,
+    copy_account,
+    plan_put,
+    put_account,
+    same_content,
+    verify_copy,
+)
 from .reports import (
     AccountDetail,
     AccountOverview,
@@ -61,6 +72,7 @@ __all__ = [
     "SchemaStatus",
     "account_detail",
     "account_dump",
+    "another_account",
     "check",
     "copy_account",
     "fingerprint",
@@ -69,6 +81,7 @@ __all__ = [
     "open_url",
     "orphan_rows",
     "overviews",
+    "plan_put",
     "put_account",
     "resolve_device",
     "same_content",

@@ -1,12 +1,20 @@
-"""Moving whole accounts between stores (``wastore import`` / ``copy``), idempotently."""
+"""Moving whole accounts between stores (``wastore import`` / ``copy``), idempotently.
+
+An account is the same as one in the target store when it has the same identity
+key; a target account that has its phone number or LID but another identity key
+is a different account (the phone was linked again) and is never replaced.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import portable
+from ..backends.sql.dump import Matches, account_users, match_params, match_sql, matches
+from ..backends.sql.dump import another_account as another_account
 from ..contract import Container
 from ..errors import AccountInUseError, CorruptRecordError, DeviceNotFoundError
 from ..values import AccountDump
@@ -19,38 +27,71 @@ def same_content(a: AccountDump, b: AccountDump) -> bool:
     return portable.encode(a) == portable.encode(b)
 
 
-PutAction = Literal["created", "replaced", "unchanged", "conflict"]
+PutAction = Literal["created", "replaced", "unchanged", "conflict", "taken"]
 
 
 @dataclass(frozen=True)
 class PutResult:
-    """What :func:`put_account` did.
+    """What :func:`put_account` did (or, from :func:`plan_put`, would do).
 
-    ``device_id`` is the account's id in the target store (the existing one for
-    ``unchanged`` and ``conflict``, the new one otherwise). ``existing`` are the
-    ids that matched before (same phone number, LID or identity key);
-    ``identical`` tells whether the one match held exactly the same rows.
+    ``device_id`` is the account's id in the target store: the new one for
+    ``created``; for ``replaced``, ``unchanged`` and ``conflict`` the id the
+    account has there (a replaced account keeps it); None for ``taken``.
+    ``existing`` are the ids that matched before: the same account (same
+    identity key), or for ``taken`` the other accounts (another identity key)
+    that have its phone number or LID, which nothing replaces. ``identical``
+    tells whether the one match held exactly the same rows.
     """
 
     action: PutAction
     device_id: int | None
     existing: tuple[int, ...]
     identical: bool
+    others: tuple[tuple[int, str | None, str | None], ...] = ()
 
 
-async def _matches(container: Container, device: portable.Row) -> list[int]:
-    """Accounts that are the same as ``device``: same phone-number user, LID user or
-    identity key (an account not paired yet has only its keys to be known by)."""
+async def _matches(container: Container, dump: AccountDump) -> Matches:
+    """The accounts of ``container`` that ``dump`` meets: the same account (same
+    identity key), and other accounts with its phone-number or LID user."""
     sql = sql_store(container)
-    users = [u for u in (device.get("pn_user"), device.get("lid_user")) if u]
-    conds = ["identity_key_public = $1"]
-    params: list[Any] = [device.get("identity_key_public")]
-    for user in users:
-        params.append(user)
-        conds.append(f"pn_user = ${len(params)} OR lid_user = ${len(params)}")
-    q = f"SELECT id FROM {sql.prefix}device WHERE {' OR '.join(conds)} ORDER BY id"
-    (rows,) = await sql.read_snapshot([(q, params)])
-    return [int(r[0]) for r in rows]
+    find = match_sql(sql.prefix, len(account_users(dump)))
+    (rows,) = await sql.read_snapshot([(find, match_params(dump))])
+    return matches(rows, dump)
+
+
+async def plan_put(
+    container: Container,
+    dump: AccountDump,
+    *,
+    replace: bool = False,
+    skip_identical: bool = False,
+) -> PutResult:
+    """What :func:`put_account` would do with ``dump``, writing nothing.
+
+    Raises:
+        ValidationError: the dump does not check out.
+    """
+    portable.check(dump)
+    found = await _matches(container, dump)
+    if found.others:
+        ids = tuple(i for i, _, _ in found.others)
+        return PutResult("taken", None, ids, False, found.others)
+    existing = found.same
+    identical = False
+    if len(existing) == 1:
+        try:
+            identical = same_content(await export(container, existing[0]), dump)
+        except DeviceNotFoundError:
+            existing = ()
+        except CorruptRecordError:
+            identical = False
+    if existing and skip_identical and identical:
+        return PutResult("unchanged", existing[0], existing, True)
+    if existing and not replace:
+        return PutResult("conflict", existing[0], existing, identical)
+    if existing:
+        return PutResult("replaced", existing[0], existing, identical)
+    return PutResult("created", None, (), False)
 
 
 async def put_account(
@@ -62,35 +103,26 @@ async def put_account(
 ) -> PutResult:
     """Import ``dump`` into ``container`` unless that account is already there.
 
-    The account is "already there" when a device row has the same phone-number
-    user, LID user or identity key. Then, with ``skip_identical`` and exactly
-    the same rows, nothing is written (``unchanged``); otherwise it is replaced
-    when ``replace`` is true (``replaced``; the import and the removal of the
-    pn/LID matches are one transaction; an account matched only by its identity
-    key is removed right after the import commits, so a crash between the two
-    leaves a duplicate, never a loss) and left alone when not (``conflict``).
+    The account is "already there" when a device row has the same identity key
+    (its phone number and LID may have changed). Then, with ``skip_identical``
+    and exactly the same rows, nothing is written (``unchanged``); otherwise it
+    is replaced in place when ``replace`` is true (``replaced``: the same device
+    id, its old rows deleted and the new ones inserted in one transaction) and
+    left alone when not (``conflict``). A device row with the dump's phone-number
+    or LID user but another identity key is a different account (the phone was
+    linked again): nothing is written, whatever ``replace`` says (``taken``); an
+    import never deletes an account that it is not.
 
     Raises:
         ValidationError: the dump does not check out (nothing written).
-        AccountInUseError: an account to replace is served by a live process.
+        AccountInUseError: the account to replace is served by a live process.
     """
     target = portable_container(container)
-    portable.check(dump)
-    existing = await _matches(container, dump.device)
-    identical = False
-    if len(existing) == 1:
-        try:
-            identical = same_content(await export(container, existing[0]), dump)
-        except DeviceNotFoundError:
-            existing = []
-        except CorruptRecordError:
-            identical = False
-    if existing and skip_identical and identical:
-        return PutResult("unchanged", existing[0], tuple(existing), True)
-    if existing and not replace:
-        return PutResult("conflict", existing[0], tuple(existing), identical)
+    plan = await plan_put(container, dump, replace=replace, skip_identical=skip_identical)
+    if plan.action in ("unchanged", "conflict", "taken"):
+        return plan
     now = time.time()
-    for device_id in existing:
+    for device_id in plan.existing:
         for lease in await leases(container, device_id):
             if lease.active(now):
                 raise AccountInUseError(
@@ -98,14 +130,13 @@ async def put_account(
                     lease.describe(),
                     "the account cannot be replaced while it is served",
                 )
-    new_id = await target.import_account(dump, replace=bool(existing))
-    for device_id in existing:
-        if await container.backend(device_id).exists():
-            await container.delete_device(device_id)
-    return PutResult("replaced" if existing else "created", new_id, tuple(existing), identical)
+    # The store checks again in the import's own transaction (the account, or another
+    # one with its number, may have come meanwhile): it refuses rather than guess.
+    new_id = await target.import_account(dump, replace=plan.action == "replaced")
+    return dataclasses.replace(plan, device_id=new_id)
 
 
-CopyAction = Literal["created", "replaced", "unchanged", "conflict", "invalid", "failed"]
+CopyAction = Literal["created", "replaced", "unchanged", "conflict", "taken", "invalid", "failed"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +184,8 @@ async def copy_account(
     if result.action == "conflict":
         ids = ", ".join(map(str, result.existing))
         detail = f"a different copy is in the target as device id {ids} (use --replace)"
+    elif result.action == "taken":
+        detail = f"in the target, {another_account(result.others, option='--replace')}"
     return CopyResult(device_id, result.action, result.device_id, pn, lid, detail)
 
 

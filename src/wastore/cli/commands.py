@@ -235,10 +235,12 @@ def _absolute(path: str) -> str:
 def snapshot(
     url: str, device: str, name: str, folder: Path | None, json_mode: bool, debug: bool
 ) -> None:
-    """Write a debug snapshot of an account and print where it went.
+    """Write a debug snapshot of one account and print where it went.
 
-    SQLite: a consistent copy of the whole database file beside it; PostgreSQL: the
-    account's export file in the store's snapshot folder. Both hold private keys.
+    The snapshot holds that account only, never another one. SQLite: a database
+    file beside the store (it opens as a store: `wastore show FILE DEVICE`);
+    PostgreSQL: the account's export file in the store's snapshot folder. Both
+    hold the account's private keys (mode 0600).
     """
     url = store_url(url)
 
@@ -251,7 +253,7 @@ def snapshot(
         if json_mode:
             emit_json({"device_id": device_id, "path": where})
         else:
-            Output().line(f"snapshot of account {device_id} written to {where}")
+            Output().line(f"snapshot of account {device_id} only written to {where}")
         return Exit.OK
 
     run(body, debug=debug)

@@ -58,7 +58,7 @@ def who(device: dict[str, Any]) -> str:
 # -- account files ------------------------------------------------------------------
 
 
-def read_accounts(source: Path, fmt: str, jid: str | None) -> list[portable.AccountDump]:
+def read_accounts(source: Path | str, fmt: str, jid: str | None) -> list[portable.AccountDump]:
     """The accounts in ``source`` (a portable file, or another store's files with
     ``fmt``), each checked completely.
 
@@ -66,19 +66,15 @@ def read_accounts(source: Path, fmt: str, jid: str | None) -> list[portable.Acco
         CliError: the source cannot be read or is not valid (exit 4, nothing imported);
             it does not exist (exit 5).
     """
-    if not source.exists():
+    if isinstance(source, Path) and not source.exists():
         raise CliError(Exit.NOT_FOUND, f"{source}: no such file or folder")
+    shown_source = source if isinstance(source, Path) else shown(source)
     try:
         return formats.read(source, fmt, jid=jid)
     except ValidationError as err:
         text = str(err)
-        where = "" if text.startswith(str(source)) else f"{source}: "
+        where = "" if text.startswith(str(shown_source)) else f"{shown_source}: "
         raise CliError(Exit.REFUSED, f"{where}{text}; nothing was imported") from err
-
-
-def read_account(file: Path) -> portable.AccountDump:
-    """The account in ``file`` (the portable format), checked completely."""
-    return read_accounts(file, "wastore", None)[0]
 
 
 def write_account(file: Path, dump: portable.AccountDump, *, force: bool) -> int:
@@ -202,10 +198,9 @@ def _export_folder(
 @click.argument(
     "source",
     metavar="SOURCE",
-    type=click.Path(path_type=Path),
     cls=Argument,
     doc="An account file written by `wastore export`, or with --from another "
-    "client's folder or database.",
+    "client's folder or database (whatsmeow: also a postgresql:// URL).",
 )
 @click.option(
     "--from",
@@ -225,7 +220,8 @@ def _export_folder(
 @click.option(
     "--replace",
     is_flag=True,
-    help="Replace the account if the store already has it (same phone/LID).",
+    help="Replace the account if the store already has it with other content (same "
+    "identity key); it keeps its device id. Never replaces a different account.",
 )
 @click.option(
     "--dry-run",
@@ -236,7 +232,7 @@ def _export_folder(
 @debug_option
 def import_(
     url: str,
-    source: Path,
+    source: str,
     from_: str,
     jid: str | None,
     replace: bool,
@@ -249,26 +245,37 @@ def import_(
 
     SOURCE is read and checked completely first (every key and row); nothing is
     written if anything in it cannot be read. Each account is one transaction. An
-    account that is already there (same phone number, LID or identity key) is
-    refused unless --replace. With --json: one object per account (an object with
-    "accounts" when SOURCE holds several).
+    account that is already there (same identity key) with identical content is
+    left as it is (unchanged); with other content it is refused unless --replace,
+    which replaces it in place (same device id). An account of the store that has
+    the phone number or LID of an imported one but another identity key is a
+    different account: the import is refused, with or without --replace. With
+    --json: one object per account (an object with "accounts" when SOURCE holds
+    several).
     """
     url = store_url(url)
+    # a database URL (whatsmeow on PostgreSQL) stays a URL, its password never shown
+    src: Path | str = store_url(source) if "://" in source else Path(source)
 
     async def body() -> int:
-        dumps = read_accounts(source, from_, jid)
+        dumps = read_accounts(src, from_, jid)
         if dry_run:
             return _report([(d, None) for d in dumps], url, from_, json_mode)
         new_file = _new_sqlite_file(url)
         try:
             async with await admin.open_url(url, create=True) as container:
-                if not replace:
-                    await _refuse_existing(container, dumps, url)
+                if len(dumps) > 1:  # refuse before writing anything
+                    for dump in dumps:
+                        plan = await admin.plan_put(
+                            container, dump, replace=replace, skip_identical=True
+                        )
+                        _refuse(dump, plan, url)
                 done = []
                 for dump in dumps:
-                    result = await admin.put_account(container, dump, replace=replace)
-                    if result.action == "conflict":
-                        _refuse(dump, result, url)
+                    result = await admin.put_account(
+                        container, dump, replace=replace, skip_identical=True
+                    )
+                    _refuse(dump, result, url)
                     done.append((dump, result))
         except BaseException:
             if new_file is not None:  # nothing was imported: leave no empty database behind
@@ -292,25 +299,24 @@ def _remove_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-async def _refuse_existing(
-    container: Container, dumps: list[portable.AccountDump], url: str
-) -> None:
-    """Refuse before writing anything when one of several accounts is already there."""
-    for dump in dumps:
-        for column in ("pn", "lid"):
-            jid = dump.device.get(column)
-            if jid and (found := await container.find_device(jid)) is not None:
-                _refuse(dump, admin.PutResult("conflict", found, (found,), False), url)
-
-
 def _refuse(dump: portable.AccountDump, result: admin.PutResult, url: str) -> None:
-    ids = ", ".join(map(str, result.existing))
-    same = " with identical content" if result.identical else ""
-    raise CliError(
-        Exit.REFUSED,
-        f"the account ({who(dump.device)}) is already in {shown(url)} as device id "
-        f"{ids}{same}: nothing was imported; use --replace to overwrite it",
-    )
+    """Raise (exit 4, nothing imported) when ``result`` says the account cannot go in."""
+    if result.action == "conflict":
+        ids = ", ".join(map(str, result.existing))
+        raise CliError(
+            Exit.REFUSED,
+            f"the account ({who(dump.device)}) is already in {shown(url)} as device id "
+            f"{ids} with other content: nothing was imported; use --replace to overwrite "
+            "it (it keeps its device id)",
+        )
+    if result.action == "taken":
+        ids = ", ".join(map(str, result.existing))
+        text = admin.another_account(result.others, option="--replace")
+        raise CliError(
+            Exit.REFUSED,
+            f"cannot import the account ({who(dump.device)}) into {shown(url)}: {text}; "
+            f"nothing was imported (delete device id {ids} first if it is no longer wanted)",
+        )
 
 
 def _report(
@@ -325,7 +331,7 @@ def _report(
             {
                 "device_id": None if r is None else r.device_id,
                 "action": "dry-run" if r is None else r.action,
-                "replaced": [] if r is None else list(r.existing),
+                "replaced": list(r.existing) if r is not None and r.action == "replaced" else [],
                 "pn": d.device.get("pn"),
                 "lid": d.device.get("lid"),
                 "format": fmt,
@@ -342,10 +348,16 @@ def _report(
         if r is None:
             out.line(f"would import account ({who(d.device)}){origin}: {rows} rows ({_counts(d)})")
             continue
-        replaced = f", replacing device id {', '.join(map(str, r.existing))}" if r.existing else ""
+        if r.action == "unchanged":
+            out.line(
+                f"unchanged: account ({who(d.device)}){origin} is in {shown(url)} as device "
+                f"id {r.device_id} with identical content; nothing was written"
+            )
+            continue
+        kept = " (its rows replaced, same id)" if r.action == "replaced" else ""
         out.line(
-            f"imported account ({who(d.device)}){origin} into {shown(url)} as device id "
-            f"{r.device_id}{replaced}: {rows} rows"
+            f"{r.action}: account ({who(d.device)}){origin} imported into {shown(url)} as "
+            f"device id {r.device_id}{kept}: {rows} rows"
         )
     return Exit.OK
 
@@ -369,7 +381,12 @@ def _counts(dump: portable.AccountDump) -> str:
     help="Copy this account only (device id in SRC, or JID); repeat for more. "
     "Default: every account.",
 )
-@click.option("--replace", is_flag=True, help="Replace accounts that DST holds with other content.")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace accounts that DST holds with other content (same identity key; they "
+    "keep their device ids). Never replaces a different account.",
+)
 @click.option(
     "--verify", is_flag=True, help="Afterwards, compare every row of every account copied."
 )
@@ -387,10 +404,12 @@ def copy(
     """Copy accounts between two stores (SQLite -> PostgreSQL and back), one by one.
 
     Each account is one transaction. Running it again is safe: an account already
-    in DST with identical content is left as it is (unchanged); one with other
-    content is reported (conflict, exit 1) and replaced only with --replace. Copy
-    stopped accounts: an account that a process is serving changes while it is
-    copied.
+    in DST (same identity key) with identical content is left as it is
+    (unchanged); one with other content is reported (conflict, exit 1) and
+    replaced in place, keeping its device id, only with --replace. An account of
+    DST with the phone number or LID of a copied one but another identity key is a
+    different account: reported (taken, exit 1), never replaced. Copy stopped
+    accounts: an account that a process is serving changes while it is copied.
     """
     src_url, dst_url = store_url(source), store_url(target)
 
@@ -406,7 +425,7 @@ def copy(
                 results = await _copy_all(
                     src, dst, ids, replace=replace, verify=verify, json_mode=json_mode
                 )
-        failed = [r for r in results if r.action in ("conflict", "invalid", "failed")]
+        failed = [r for r in results if r.action in ("conflict", "taken", "invalid", "failed")]
         unverified = [r for r in results if r.verified is False]
         if json_mode:
             emit_json(

@@ -51,7 +51,7 @@ FORMATS: Final[dict[str, str]] = {
     "pyaileys": "a pyaileys MultiFileAuthState folder",
     "pywhats": "a pywhats session (its device file and .signal.db)",
     "yowsup": "a yowsup axolotl database",
-    "whatsmeow": "a whatsmeow sqlstore database",
+    "whatsmeow": "a whatsmeow sqlstore database (an SQLite file or a postgresql:// URL)",
 }
 """The source formats :func:`import_from` reads, with what each names."""
 
@@ -111,7 +111,9 @@ def read(source: str | os.PathLike[str], fmt: str, *, jid: str | None = None) ->
         ValidationError: the source cannot be read (the message names the file or row).
         ConfigError: an unknown format, or one whose optional dependency is missing.
     """
-    dumps = reader(fmt)(Path(source), jid=jid)
+    text = os.fspath(source)
+    # A database URL (a whatsmeow PostgreSQL source) is passed on as it is.
+    dumps = reader(fmt)(text if "://" in text else Path(text), jid=jid)  # type: ignore[arg-type]
     if not dumps:
         what = f" for {jid}" if jid else ""
         raise ValidationError(f"{source}: no account{what} found in this {fmt} source")
@@ -138,11 +140,13 @@ async def import_from(
 
     Everything is read and checked first (on a worker thread); nothing is written
     if any account cannot be read. An account that is already in the store (same
-    phone number or LID) is refused unless ``replace``.
+    identity key) is refused unless ``replace``, which replaces it under its device
+    id; another account with its phone number or LID is refused either way.
 
     Raises:
-        ValidationError: unreadable source, or an account already there without
-            ``replace``; nothing was written.
+        ValidationError: unreadable source, an account already there without
+            ``replace``, or another account with its phone number or LID; nothing
+            was written.
         ConfigError: unknown format, or a container that cannot import accounts.
     """
     if not isinstance(container, PortableContainer):

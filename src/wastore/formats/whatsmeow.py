@@ -1,4 +1,4 @@
-"""whatsmeow ``sqlstore`` databases (SQLite), schema version 15 (compatible with 8).
+"""whatsmeow ``sqlstore`` databases (SQLite or PostgreSQL), schema version 15 (compatible with 8).
 
 That is the schema whatsmeow writes today, and neonize (its Python wrapper)
 with it. One database may hold several devices (``whatsmeow_device`` rows,
@@ -39,14 +39,21 @@ message twice) and retry-buffer rows in whatsmeow's "fb" format.
 
 Signal addresses are whatsmeow's ``user[_domain].device`` (as Baileys 7's):
 :func:`wastore.formats.baileys.signal_address` maps them.
+
+A PostgreSQL source is a ``postgresql://`` URL (needs the ``postgres`` extra):
+its whatsmeow tables are read in one snapshot into a private in-memory copy,
+which is then read exactly as an SQLite database is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Final
@@ -58,6 +65,7 @@ from ..errors import ValidationError
 from ..jid import JID
 from ..keys import KeyPair
 from ..portable import AccountBuilder, AccountDump
+from ..registry import redact_url
 from ..values import AppStateSyncKey, HashState, LidPnMapping, MsgSecret, MutationMAC, TcToken
 from ._protos import DecodeError, message_class
 from .baileys import signal_address
@@ -109,21 +117,26 @@ def _rows(db: sqlite3.Connection, query: str, args: Sequence[Any], where: str) -
         raise _Bad(f"{where}: cannot read the whatsmeow database ({err})") from None
 
 
-def read(source: Path, *, jid: str | None = None) -> list[AccountDump]:
-    """The accounts of a whatsmeow SQLite database (``jid``: only that one).
+def read(source: Path | str, *, jid: str | None = None) -> list[AccountDump]:
+    """The accounts of a whatsmeow database (``jid``: only that one): an SQLite
+    file, or a ``postgresql://`` URL.
 
     Raises:
         ValidationError: not a whatsmeow database, another schema version, or a
             row that cannot be read (the message names table and row); nothing
             is written.
     """
-    path = Path(source)
-    if not path.is_file():
-        raise _Bad(f"{path}: no whatsmeow database there")
-    try:
-        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        raise _Bad(f"{path}: cannot open the whatsmeow database ({err})") from None
+    if isinstance(source, str) and source.partition("://")[0] in ("postgres", "postgresql"):
+        conn = _postgres_copy(source)
+        path = Path(redact_url(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise _Bad(f"{path}: no whatsmeow database there")
+        try:
+            conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+        except sqlite3.Error as err:
+            raise _Bad(f"{path}: cannot open the whatsmeow database ({err})") from None
     with closing(conn) as db:
         try:
             version_rows = list(db.execute("SELECT version, compat FROM whatsmeow_version"))
@@ -144,6 +157,73 @@ def read(source: Path, *, jid: str | None = None) -> list[AccountDump]:
                 )
             )
         return _read(db, path.name, jid)
+
+
+_TABLES: Final = (
+    "whatsmeow_version",
+    "whatsmeow_device",
+    "whatsmeow_lid_map",
+    "whatsmeow_nct_salt",
+    "whatsmeow_pre_keys",
+    "whatsmeow_identity_keys",
+    "whatsmeow_sessions",
+    "whatsmeow_sender_keys",
+    "whatsmeow_app_state_sync_keys",
+    "whatsmeow_app_state_version",
+    "whatsmeow_app_state_mutation_macs",
+    "whatsmeow_privacy_tokens",
+    "whatsmeow_message_secrets",
+    "whatsmeow_retry_buffer",
+)
+"""The tables the reader reads (a PostgreSQL source copies these)."""
+
+
+def _postgres_copy(url: str) -> sqlite3.Connection:
+    """The whatsmeow tables of a PostgreSQL database, read in one snapshot into an
+    in-memory SQLite database with the same tables and columns."""
+    try:
+        import asyncpg
+    except ImportError as err:
+        raise _Bad(
+            "reading a whatsmeow PostgreSQL database needs asyncpg: pip install 'wastore[postgres]'"
+        ) from err
+    where = redact_url(url)
+
+    async def fetch() -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+        conn = await asyncpg.connect(url, timeout=30)
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                out = {}
+                for table in _TABLES:
+                    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table)
+                    if not exists:
+                        continue
+                    stmt = await conn.prepare(f"SELECT * FROM {table}")
+                    columns = [a.name for a in stmt.get_attributes()]
+                    out[table] = (columns, [tuple(r) for r in await stmt.fetch()])
+                return out
+        finally:
+            await conn.close()
+
+    # Its own event loop on its own thread: the caller may be inside a running loop.
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            tables = pool.submit(asyncio.run, fetch()).result()
+    except (TimeoutError, OSError, asyncpg.PostgresError) as err:
+        raise _Bad(f"{where}: cannot read the whatsmeow database ({type(err).__name__})") from None
+    db = sqlite3.connect(":memory:")
+    for table, (columns, rows) in tables.items():
+        db.execute(f"CREATE TABLE {table} ({', '.join(columns)})")
+        marks = ", ".join("?" * len(columns))
+        db.executemany(f"INSERT INTO {table} VALUES ({marks})", [_sqlite_row(r) for r in rows])
+    return db
+
+
+def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A PostgreSQL row as whatsmeow's SQLite dialect holds it (booleans as 0/1, UUIDs as text)."""
+    return tuple(
+        int(v) if isinstance(v, bool) else str(v) if isinstance(v, uuid.UUID) else v for v in row
+    )
 
 
 _DEVICE_COLUMNS: Final = (

@@ -47,21 +47,26 @@ import asyncpg
 from ...errors import BackendUnavailableError, StoreError
 from .. import _txn
 from ..options import StoreOptions
-from ..retry import POSTGRES_UNREACHABLE, Budget
+from ..retry import Budget
 from ..sql.engine import Args, Block, Rows, Statements
 from ..sql.queries import Batch, KeyRead, Queries
 from .errors import (
     Conn,
-    connect_transient,
     connection_ok,
     lost,
     message,
     reraise,
     retry_after_send,
-    translate,
 )
 from .leases import PostgresLeases
-from .pool import Pool, PoolBusy
+from .pool import (
+    Pool,
+    PoolBusy,
+    connect_error,
+    connect_retryable,
+    retry_budget,
+    unreachable,
+)
 from .statements import dialect_queries
 
 log = logging.getLogger("wastore.postgres")
@@ -192,26 +197,27 @@ class PostgresEngine:
     # -- connections and retries -------------------------------------------------
     def budget(self) -> Budget:
         """The retry budget of one call."""
-        return Budget(self.opts.retry_timeout, POSTGRES_UNREACHABLE)
+        return retry_budget(self.opts.retry_timeout, self.opts.connect_timeout)
 
     async def backoff(self, budget: Budget, err: BaseException, what: str) -> None:
-        """Wait before the next attempt, or raise once the budget is spent."""
-        if not await budget.pause():
-            raise BackendUnavailableError(
-                f"PostgreSQL at {self.where} stayed unreachable for {budget.total:g}s while "
-                f"{what} (last error: {message(err)}); it is retried on the next call"
-            ) from err
+        """Wait before the next attempt, or raise once the budget is spent (naming the
+        call's first failure: see :func:`.pool.unreachable`)."""
+        if not await budget.pause(err):
+            raise unreachable(self.where, budget, what) from budget.first
 
     def reraise(self, err: BaseException, action: str) -> NoReturn:
         reraise(err, action, self.where)
 
     async def get_conn(self, budget: Budget) -> Conn:
-        """A connection from the pool, retrying while the server is unreachable."""
+        """A connection from the pool, retrying while the server is unreachable (each
+        attempt bounded by ``connect_timeout`` and the budget; a refused login or a
+        TLS failure is raised at once: see :mod:`.pool`)."""
+        limit = self.opts.connect_timeout
         while True:
             self.check_open()
             try:
-                return await self.pool.acquire(
-                    self.opts.command_timeout, min(self.opts.connect_timeout, budget.remaining())
+                conn = await self.pool.acquire(
+                    self.opts.command_timeout, lambda: budget.attempt(limit)
                 )
             except PoolBusy:
                 raise BackendUnavailableError(
@@ -220,9 +226,12 @@ class PostgresEngine:
                     "look for long transactions"
                 ) from None
             except Exception as err:
-                if not connect_transient(err):
-                    raise translate(err, "connect", self.where) from err
+                if not connect_retryable(err):
+                    raise connect_error(err, self.where) from err
                 await self.backoff(budget, err, "connecting")
+                continue
+            budget.succeeded()
+            return conn
 
     async def _put_back(self, conn: Conn, err: BaseException) -> None:
         if connection_ok(conn, err):

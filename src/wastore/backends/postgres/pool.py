@@ -9,23 +9,58 @@ pool hands connections out and takes them back without I/O. Connections open
 lazily; dead ones are replaced. An existing ``asyncpg.Pool`` given to
 :func:`wastore.open_store` is used as it is (:class:`ForeignPool`, never
 closed here).
+
+Connection attempts (:func:`connect_retryable`, :func:`connect_error`,
+:func:`unreachable`): a failure that retrying may fix (refused, DNS, timeout,
+reset, a server starting up or full) is retried within the call's budget; one
+that it cannot fix (authentication, an unknown role or database, a missing
+privilege, TLS) is raised at once as :class:`~wastore.ConfigError`. Either way
+the message names the cause in words and the first failure of the call, not a
+later attempt cut short by the end of the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
-from .errors import Conn
+from ...errors import BackendUnavailableError, ConfigError, StoreError
+from ..retry import POSTGRES_UNREACHABLE, Budget
+from .errors import Conn, lost, message, translate
+
+MIN_CONNECT_ATTEMPT: Final = 0.25
+"""Seconds: no connection attempt starts with less of the retry budget left (less
+only when ``connect_timeout``, or a quarter of ``retry_timeout``, is smaller)."""
+
+
+def retry_budget(retry_timeout: float, connect_timeout: float) -> Budget:
+    """The retry budget of one call (see :data:`MIN_CONNECT_ATTEMPT`)."""
+    least = min(connect_timeout, MIN_CONNECT_ATTEMPT, retry_timeout / 4)
+    return Budget(retry_timeout, POSTGRES_UNREACHABLE, min_attempt=least)
 
 
 class PoolBusy(Exception):
     """No connection came free in time."""
+
+
+class ConnectTimeout(TimeoutError):
+    """A connection attempt got no answer within its timeout."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        super().__init__(f"no answer within {limit:.3g}s")
+
+
+Limit = Callable[[], float]
+"""Called just before a connection attempt: that attempt's timeout in seconds
+(:meth:`wastore.backends.retry.Budget.attempt`)."""
 
 
 class OwnPool:
@@ -36,6 +71,8 @@ class OwnPool:
     """
 
     def __init__(self, connect: Callable[[float], Awaitable[Conn]], size: int) -> None:
+        """``connect(timeout)`` opens one connection (raising :class:`ConnectTimeout`
+        when it gets no answer in time)."""
         self._connect = connect
         self.size = size
         self.opened = 0
@@ -52,7 +89,9 @@ class OwnPool:
             self.opened -= 1  # died while idle (server restart)
         return None
 
-    async def acquire(self, wait: float, connect_timeout: float) -> Conn:
+    async def acquire(self, wait: float, limit: Limit) -> Conn:
+        """A connection: an idle one, else a new one (``limit()``: its timeout), else
+        the next one given back within ``wait`` seconds (else :class:`PoolBusy`)."""
         while True:
             conn = self.take_nowait()
             if conn is not None:
@@ -70,7 +109,7 @@ class OwnPool:
                     continue
             # This task owns a free slot.
             try:
-                return await self._connect(connect_timeout)
+                return await self._connect(limit())
             except BaseException:
                 self._free_slot()
                 raise
@@ -154,7 +193,7 @@ class ForeignPool:
     def take_nowait(self) -> Conn | None:
         return None
 
-    async def acquire(self, wait: float, connect_timeout: float) -> Conn:
+    async def acquire(self, wait: float, limit: Limit) -> Conn:
         try:
             return await self._pool.acquire(timeout=wait)
         except TimeoutError:
@@ -174,3 +213,98 @@ class ForeignPool:
 
 
 Pool = OwnPool | ForeignPool
+
+
+# -- why a connection attempt failed ---------------------------------------------------
+
+_TLS_CLOSED: Final = (ssl.SSLEOFError, ssl.SSLZeroReturnError)  # the peer went away
+_NOT_RETRIED: Final = (
+    asyncpg.InvalidAuthorizationSpecificationError,  # 28xxx: unknown role, password, pg_hba
+    asyncpg.InvalidCatalogNameError,  # 3D000: no such database
+    asyncpg.InsufficientPrivilegeError,  # 42501: e.g. no CONNECT on the database
+    asyncpg.ClientConfigurationError,  # e.g. sslrootcert missing
+)
+
+
+def _tls_refused(err: BaseException) -> bool:
+    """A TLS failure that the next attempt would meet again (certificate, protocol,
+    a server without TLS under ``sslmode=require``)."""
+    if isinstance(err, ssl.SSLError):
+        return not isinstance(err, _TLS_CLOSED)
+    return isinstance(err, ConnectionError) and "rejected SSL upgrade" in str(err)
+
+
+def connect_retryable(err: BaseException) -> bool:
+    """Whether another connection attempt may succeed where this one failed with ``err``
+    (the server is down, restarting, unreachable or full; never a refused login)."""
+    if isinstance(err, _NOT_RETRIED) or _tls_refused(err):
+        return False
+    return lost(err) or isinstance(err, TimeoutError)
+
+
+def connect_cause(err: BaseException) -> str:
+    """What a failed connection attempt means, in words."""
+    if isinstance(err, ConnectTimeout):
+        return (
+            f"no answer within {err.limit:.3g}s (connect_timeout): the host drops the "
+            "packets, or what listens there does not answer as PostgreSQL does"
+        )
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused: no server listens at that host and port"
+    if isinstance(err, socket.gaierror):
+        return "the host name cannot be resolved (DNS)"
+    if _tls_refused(err) or isinstance(err, ssl.SSLError):
+        return "TLS failed: check sslmode, sslrootcert and the server's certificate"
+    if isinstance(err, asyncpg.InvalidPasswordError):
+        return "authentication failed (wrong password)"
+    if isinstance(err, asyncpg.InvalidAuthorizationSpecificationError):
+        return "the login was refused (an unknown role, or a pg_hba.conf rule)"
+    if isinstance(err, asyncpg.InvalidCatalogNameError):
+        return "no such database (create it first: createdb)"
+    if isinstance(err, asyncpg.InsufficientPrivilegeError):
+        return "the role may not connect to that database"
+    if isinstance(err, asyncpg.ClientConfigurationError):
+        return "the connection settings cannot be used"
+    if isinstance(err, asyncpg.CannotConnectNowError):
+        return "the server is starting up or shutting down"
+    if isinstance(err, asyncpg.TooManyConnectionsError):
+        return "the server has no connection slot free (max_connections)"
+    if isinstance(err, asyncpg.AdminShutdownError | asyncpg.CrashShutdownError):
+        return "the server shut down"
+    if isinstance(err, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+        return "the connection was lost"
+    if isinstance(err, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+        return "the connection was closed by the other side"
+    if isinstance(err, OSError) and err.strerror:
+        return f"network error: {err.strerror}"
+    return "the connection failed"
+
+
+def describe(err: BaseException) -> str:
+    """``cause (Type: driver message)``."""
+    return f"{connect_cause(err)} ({message(err)})"
+
+
+def connect_error(err: BaseException, where: str) -> StoreError:
+    """The error to raise at once for a connection attempt that retrying cannot fix
+    (the caller chains ``err``)."""
+    if isinstance(err, _NOT_RETRIED) or _tls_refused(err):
+        return ConfigError(f"cannot connect to PostgreSQL at {where}: {describe(err)}")
+    return translate(err, "connect", where)
+
+
+def unreachable(where: str, budget: Budget, what: str) -> BackendUnavailableError:
+    """The error to raise when the budget is spent while ``what`` (the caller chains
+    ``budget.first``): the first failure named, and the last if it was another."""
+    first, last = budget.first, budget.last
+    text = "no attempt was made" if first is None else describe(first)
+    if last is not None and first is not None and connect_cause(last) != connect_cause(first):
+        text += f"; the last attempt: {describe(last)}"
+    tries = budget.failures
+    return BackendUnavailableError(
+        f"PostgreSQL at {where} stayed unreachable while {what}: {text}; {tries} attempt"
+        f"{'' if tries == 1 else 's'} in {budget.elapsed():.1f}s (retry_timeout "
+        f"{budget.total:g}s); the next call tries again"
+    )

@@ -41,7 +41,16 @@ from .engine import (
 )
 from .errors import Conn, display_url, lost, translate
 from .leases import MIGRATION_OBJID
-from .pool import ForeignPool, OwnPool, Pool
+from .pool import (
+    ConnectTimeout,
+    ForeignPool,
+    OwnPool,
+    Pool,
+    connect_error,
+    connect_retryable,
+    retry_budget,
+    unreachable,
+)
 
 DEFAULT_SNAPSHOT_DIR: Final = "wastore-snapshots"
 _HOST: Final = socket.gethostname()
@@ -87,11 +96,14 @@ class PostgresStore(SqlStore):
             pool_size: connections of the pool, at least 2 (default 10); the
                 account leases use one of them.
             retry_timeout: seconds to keep retrying while the server cannot be
-                reached, before :class:`BackendUnavailableError` (default 5).
+                reached (refused, DNS, no answer, starting up), before
+                :class:`BackendUnavailableError` naming the first failure (default 5),
+                counted from the first connection attempt.
             command_timeout: seconds one statement (or a wait for a free
                 connection) may take (default 30).
             connect_timeout: seconds one connection attempt may take (default:
-                ``retry_timeout``).
+                ``retry_timeout``; cut to what is left of the budget, never below
+                0.25 s).
             snapshot_dir: folder of ``snapshot_db`` files (default
                 ``./wastore-snapshots``, resolved now).
             migrate: upgrade an older schema (else raise SchemaError).
@@ -100,7 +112,8 @@ class PostgresStore(SqlStore):
                 ``"wastore pid N on HOST"``).
 
         Raises:
-            ConfigError: a bad option, a refused login or a missing database.
+            ConfigError: a bad option, a refused login (password, role, pg_hba), a
+                missing database or a TLS failure: raised at once, never retried.
             SchemaTooNewError: the database was written by a newer wastore.
             BackendUnavailableError: the server stayed unreachable.
         """
@@ -134,9 +147,9 @@ class PostgresStore(SqlStore):
             where = display_url(url)
 
             async def connect(limit: float) -> Conn:
-                return await asyncpg.connect(
+                return await connect_once(
                     url,
-                    timeout=limit,
+                    limit,
                     statement_cache_size=STATEMENT_CACHE_SIZE,
                     server_settings={"application_name": opts.application_name},
                 )
@@ -219,6 +232,15 @@ class PostgresStore(SqlStore):
         return str(target)
 
 
+async def connect_once(dsn: str, limit: float, **kwargs: Any) -> Conn:
+    """One connection attempt of at most ``limit`` seconds (:class:`ConnectTimeout`
+    when the server does not answer in time)."""
+    try:
+        return await asyncpg.connect(dsn, timeout=limit, **kwargs)
+    except TimeoutError as err:
+        raise ConnectTimeout(limit) from err
+
+
 def _absolute(path: str | os.PathLike[str]) -> Path:
     """``path`` made absolute against the current directory (now, not when used)."""
     return Path(os.path.abspath(path))
@@ -266,10 +288,18 @@ async def read_schema_version(url: str, prefix: str) -> tuple[int, int] | None:
 
     dsn, options = parse_postgres_url(url)
     where = display_url(url)
-    try:
-        conn = await asyncpg.connect(dsn, timeout=float(options.get("connect_timeout", 10.0)))
-    except Exception as err:
-        raise translate(err, "connecting", where) from err
+    retry = float(options.get("retry_timeout", DEFAULT_RETRY_TIMEOUT))
+    limit = float(options.get("connect_timeout", retry))
+    budget = retry_budget(retry, limit)
+    while True:
+        try:
+            conn = await connect_once(dsn, budget.attempt(limit))
+            break
+        except Exception as err:
+            if not connect_retryable(err):
+                raise connect_error(err, where) from err
+            if not await budget.pause(err):
+                raise unreachable(where, budget, "connecting") from budget.first
     try:
         return await migrate.read_version(SchemaConn(conn, None), schema.check_prefix(prefix))
     except StoreError:

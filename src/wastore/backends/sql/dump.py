@@ -8,6 +8,7 @@ PostgreSQL through the same columns in the same order (see
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import CorruptRecordError, ValidationError
@@ -26,11 +27,15 @@ def select_sql(table: str, dialect: Dialect, prefix: str) -> str:
     return to_sqlite(sql) if dialect == "sqlite" else sql
 
 
-def insert_sql(table: str, dialect: Dialect, prefix: str) -> str:
-    """Insert one row of ``table``; ``$1`` is the account id (the device row returns its new id)."""
+def insert_sql(table: str, dialect: Dialect, prefix: str, *, with_id: bool = False) -> str:
+    """Insert one row of ``table``; ``$1`` is the account id (the device row returns its
+    new id, or, ``with_id``, takes the id as ``$1`` and returns it)."""
     p = check_prefix(prefix)
     names = [c for c, _ in COLUMNS[table]]
-    if table == "device":
+    if table == "device" and with_id:
+        params = ", ".join(f"${i}" for i in range(1, len(names) + 2))
+        sql = f"INSERT INTO {p}device (id, {', '.join(names)}) VALUES ({params}) RETURNING id"
+    elif table == "device":
         params = ", ".join(f"${i}" for i in range(1, len(names) + 1))
         sql = f"INSERT INTO {p}device ({', '.join(names)}) VALUES ({params}) RETURNING id"
     else:
@@ -94,10 +99,84 @@ def account_users(account: AccountDump) -> list[str]:
     return [u for u in (dev.get("pn_user"), dev.get("lid_user")) if u]
 
 
-def refuse_existing(existing: set[int], replace: bool) -> None:
-    """Raise unless ``replace`` when the account of an import is already in the store."""
-    if existing and not replace:
-        ids = ", ".join(str(i) for i in sorted(existing))
+def match_sql(prefix: str, users: int) -> str:
+    """The device rows an account might be: ``$1`` its identity key, ``$2``... its
+    phone-number and LID users. Rows ``(id, identity_key_public, pn, lid)``, by id;
+    written with ``$n`` placeholders (render with :func:`to_sqlite` for SQLite)."""
+    p = check_prefix(prefix)
+    conds = ["identity_key_public = $1"]
+    for n in range(2, users + 2):
+        conds.append(f"pn_user = ${n} OR lid_user = ${n}")
+    where = " OR ".join(conds)
+    return f"SELECT id, identity_key_public, pn, lid FROM {p}device WHERE {where} ORDER BY id"
+
+
+def match_params(account: AccountDump) -> tuple[Any, ...]:
+    """The parameters of :func:`match_sql` for ``account``."""
+    return (account.device.get("identity_key_public"), *account_users(account))
+
+
+@dataclass(frozen=True)
+class Matches:
+    """The device rows of a store that an imported account meets.
+
+    ``same``: the ids of this very account — the same identity key (its phone
+    number or LID may have changed). ``others``: ``(id, pn, lid)`` of accounts
+    that have the account's phone-number or LID user but another identity key:
+    different accounts (the phone was linked again), never to be replaced by it.
+    """
+
+    same: tuple[int, ...]
+    others: tuple[tuple[int, str | None, str | None], ...]
+
+
+def matches(rows: Sequence[Sequence[Any]], account: AccountDump) -> Matches:
+    """Sort the rows of :func:`match_sql` into :class:`Matches`."""
+    key = account.device.get("identity_key_public")
+    same: list[int] = []
+    others: list[tuple[int, str | None, str | None]] = []
+    for row in rows:
+        found = row[1]
+        if isinstance(found, bytearray | memoryview):
+            found = bytes(found)
+        if key is not None and found == key:
+            same.append(int(row[0]))
+        else:
+            others.append((int(row[0]), _jid(row[2]), _jid(row[3])))
+    return Matches(tuple(same), tuple(others))
+
+
+def _jid(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def another_account(
+    others: Sequence[tuple[int, str | None, str | None]], option: str = "replace"
+) -> str:
+    """Why an import meeting ``others`` (see :class:`Matches`) is refused (``option``:
+    what the caller calls replacing)."""
+    shown = "; ".join(
+        f"device id {i} ({', '.join(x for x in (pn, lid) if x) or 'not paired'})"
+        for i, pn, lid in others
+    )
+    return (
+        f"{shown} has this account's phone number or LID but another identity key: it is "
+        f"a different account (the phone was linked again?), and {option} never overwrites "
+        "a different account"
+    )
+
+
+def refuse(found: Matches, replace: bool) -> None:
+    """Raise when the import of an account that meets ``found`` must not go on: another
+    account has its phone number or LID (always), or the account itself is there and
+    ``replace`` is false."""
+    if found.others:
+        raise ValidationError(
+            f"{another_account(found.others)}; nothing was imported (delete that account "
+            "first if it is no longer wanted)"
+        )
+    if found.same and not replace:
+        ids = ", ".join(str(i) for i in found.same)
         raise ValidationError(
             f"this account is already in the database as device id {ids}; "
             "import with replace to overwrite it"
@@ -118,9 +197,14 @@ def table_rows(
 
 __all__ = [
     "EXPORTED_TABLES",
+    "Matches",
     "account_users",
+    "another_account",
     "insert_sql",
-    "refuse_existing",
+    "match_params",
+    "match_sql",
+    "matches",
+    "refuse",
     "select_sql",
     "table_rows",
     "to_params",

@@ -139,23 +139,38 @@ class SqlStore:
         return AccountDump(rows)
 
     async def import_account(self, account: AccountDump, *, replace: bool = False) -> int:
-        """Insert an exported account as a new device id, in one transaction.
+        """Insert an exported account, in one transaction; return its device id.
+
+        The account already in the store is the one with the same identity key
+        (its phone number or LID may have changed). With ``replace`` it is replaced
+        in place: its rows are deleted and the dump's inserted under the same device
+        id, in the same transaction (several rows with that key, left by an older
+        wastore, become one, the lowest id). Otherwise the new account gets a new id.
 
         Raises:
-            ValidationError: the dump does not check out, or the account (same phone
-                number or LID) exists and ``replace`` is false.
+            ValidationError: the dump does not check out; the account is there and
+                ``replace`` is false; or another account (another identity key) has
+                the dump's phone number or LID — refused with or without ``replace``:
+                an import never deletes an account it is not.
         """
         portable.check(account)
         dialect, prefix, q = self.dialect, self.prefix, self.q
-        users = dump.account_users(account)
+        find = dump.match_sql(prefix, len(dump.account_users(account)))
+        if dialect == "sqlite":
+            find = to_sqlite(find)
+        params = dump.match_params(account)
 
         async def write(tx: Tx) -> int:
-            existing = {int(r[0]) for u in users for r in await tx.rows(q.find_device, (u,))}
-            dump.refuse_existing(existing, replace)
-            for old in existing:
+            found = dump.matches(await tx.rows(find, params), account)
+            dump.refuse(found, replace)
+            for old in found.same:
                 await tx.write(q.delete_device, (old,))
-            insert = dump.insert_sql("device", dialect, prefix)
-            new = await tx.one(insert, dump.to_params("device", account.device, None))
+            row = dump.to_params("device", account.device, None)
+            if found.same:
+                insert = dump.insert_sql("device", dialect, prefix, with_id=True)
+                new = await tx.one(insert, (found.same[0], *row))
+            else:
+                new = await tx.one(dump.insert_sql("device", dialect, prefix), row)
             new_id = int(new[0])
             for sql, rows in dump.table_rows(account, dialect, prefix, new_id):
                 await tx.write_many(sql, rows)

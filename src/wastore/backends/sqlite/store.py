@@ -1,16 +1,26 @@
-"""SqliteStore: the container over one SQLite database file (``sqlite:///path.db``)."""
+"""SqliteStore: the container over one SQLite database file (``sqlite:///path.db``).
+
+Snapshots (``snapshot_db``) hold one account: a new SQLite database file
+``<db>.snapshot-<UTC time>-<name>`` (beside the database, or in
+``snapshot_dir``) with the latest schema and that account's rows only, copied
+as they are stored (same device id, same bytes, damaged records included) in one
+read transaction, so that it opens with :func:`wastore.open_store` like any
+store. No other account's row is ever in it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Literal
 
 from ... import _validate as v
-from ...errors import ConfigError, StoreError
+from ...errors import ConfigError, DeviceNotFoundError, StoreError
 from .._common import sanitize_snapshot_name, utc_stamp, write_private
 from ..options import check_flag, check_positive
 from ..sql import migrate, schema
@@ -18,6 +28,12 @@ from ..sql.engine import run_now
 from ..sql.schema import Migration
 from ..sql.store import SqlStore
 from .engine import FILE_MODE, SchemaConn, SqliteEngine, SqliteOptions
+from .errors import translate
+
+log = logging.getLogger("wastore.sqlite")
+
+SNAPSHOT_SKIPPED_TABLES = frozenset({"leases"})
+"""Tables a snapshot leaves empty: a lease belongs to the live database's processes."""
 
 
 class SqliteStore(SqlStore):
@@ -94,36 +110,91 @@ class SqliteStore(SqlStore):
         return self.engine.schema_status()
 
     async def snapshot(self, device_id: int, name: str, extra: bytes | None) -> str:
-        """A consistent copy of the database (``VACUUM INTO``) beside it, or in
-        ``snapshot_dir``, plus ``extra`` in a sidecar file; mode 0600."""
+        """Write a database file holding this account only (see the module docstring),
+        plus ``extra`` in a ``.extra`` sidecar file; both mode 0600. Return its path.
+
+        Raises:
+            DeviceNotFoundError: the account does not exist (nothing is written).
+            StoreError: the file cannot be written.
+        """
         safe = sanitize_snapshot_name(name)
         extra = v.opt_blob(extra, "extra")
+        device_id = v.integer(device_id, "device_id", 1)
         e = self.engine
         e.check_open()
         folder = e.opts.snapshot_dir or self.path.parent
         target = folder / f"{self.path.name}.snapshot-{utc_stamp()}-{safe}"
 
-        def create() -> None:
+        def write() -> None:
             folder.mkdir(parents=True, mode=0o700, exist_ok=True)
-            # VACUUM INTO accepts an empty existing file and keeps its mode.
-            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
-            os.close(fd)
+            _write_account_db(self.path, target, self.prefix, device_id)
+            if extra is not None:
+                write_private(target.with_name(target.name + ".extra"), extra)
 
         try:
-            await e.offload(create)
-            try:
-                await e.vacuum_into(target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    target.unlink()
-                raise
-            if extra is not None:
-                await e.offload(
-                    lambda: write_private(target.with_name(target.name + ".extra"), extra)
-                )
+            await e.offload(write)
+        except sqlite3.Error as err:
+            raise translate(err, "snapshot") from err
         except OSError as err:
             raise StoreError(f"cannot write the snapshot {str(target)!r}: {err.strerror}") from err
         return str(target)
+
+
+def _write_account_db(source: Path, target: Path, prefix: str, device_id: int) -> None:
+    """Build the one-account database ``target`` from ``source`` (on a worker thread).
+
+    A temporary file beside ``target`` (created 0600) gets the latest schema, then,
+    in one transaction with ``source`` attached read-only, the account's rows of
+    every table, column by column by name; it is renamed to ``target`` once
+    complete (and removed on any failure).
+    """
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(tmp.resolve().as_uri(), uri=True, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=MEMORY")  # no journal file beside it
+            run_now(
+                migrate.migrate(SchemaConn(conn), prefix, upgrade=True, where=str(tmp), log=log)
+            )
+            conn.execute("ATTACH DATABASE ? AS src", (source.resolve().as_uri() + "?mode=ro",))
+            conn.execute("BEGIN")
+            _copy_account(conn, prefix, device_id)
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE src")
+        finally:
+            conn.close()
+        os.chmod(tmp, FILE_MODE)  # whatever the umask
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _copy_account(conn: sqlite3.Connection, prefix: str, device_id: int) -> None:
+    """Copy one account's rows from ``src`` into ``main`` (inside a transaction)."""
+    for table in schema.TABLES:
+        if table in SNAPSHOT_SKIPPED_TABLES:
+            continue
+        name = f"{prefix}{table}"
+        cols = [str(r[1]) for r in conn.execute(f'PRAGMA src.table_info("{name}")')]
+        listed = ", ".join(f'"{c}"' for c in cols)
+        key = "id" if table == "device" else "device_id"
+        copied = conn.execute(
+            f'INSERT INTO main."{name}" ({listed}) SELECT {listed} FROM src."{name}" '
+            f"WHERE {key} = ?",
+            (device_id,),
+        ).rowcount
+        if table == "device" and copied == 0:
+            raise DeviceNotFoundError(device_id)
 
 
 def _check_sync(value: object) -> Literal["NORMAL", "FULL"]:
