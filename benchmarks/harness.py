@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import raw_sqlite, report, store_workloads
+from . import clients, raw_sqlite, report, store_workloads
 from .config import Sizes
 from .data import W5Data, write_file
 from .measure import Result, Runner, interleaved
@@ -24,6 +24,7 @@ from .peers import Baileys, PeerUnavailable, Yowsup, default_cache_dir, node_ver
 from .pg import ENV_URL, SHARED_BUFFERS, PgCluster, db_url, find_bindir
 
 ALL_IMPLS = ("memory", "sqlite", "raw-sqlite3", "postgres", "raw-asyncpg", "yowsup", "baileys")
+STORE_WORKLOADS = {"W1d", "W1c", "W2", "W3", "W4"}
 Log = Callable[[str], None]
 
 
@@ -223,7 +224,7 @@ def _postgres_section(
     data: store_workloads.Data, o: Options, meta: dict[str, Any], log: Log
 ) -> list[Result]:
     wanted_impls = {"postgres", "raw-asyncpg"} & o.impls
-    w14 = sorted(o.workloads - {"W5"})
+    w14 = sorted(o.workloads & STORE_WORKLOADS)
     names = [(w, i) for i in sorted(wanted_impls) for w in w14]
     if "postgres" in wanted_impls and "W5" in o.workloads:
         names.append(("W5", "postgres"))
@@ -387,9 +388,9 @@ def run(o: Options) -> dict[str, Any]:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="wastore-bench-") as tmpname:
         tmp = Path(tmpname)
-        if "memory" in o.impls and o.workloads - {"W5"}:
+        if "memory" in o.impls and o.workloads & STORE_WORKLOADS:
             results += asyncio.run(_memory(data, o, log))
-        if {"sqlite", "raw-sqlite3"} & o.impls and o.workloads - {"W5"}:
+        if {"sqlite", "raw-sqlite3"} & o.impls and o.workloads & STORE_WORKLOADS:
             results += asyncio.run(_sqlite(data, o, tmp, log))
         if "sqlite" in o.impls and "W5" in o.workloads:
             try:
@@ -398,6 +399,7 @@ def run(o: Options) -> dict[str, Any]:
                 results.append(Result("W5", "sqlite", error=f"{type(err).__name__}: {err}"))
         results += _postgres_section(data, o, meta, log)
         results += _peers(data, o, tmp, meta, log)
+        results += clients.run(o.sizes, o.workloads, o.impls, tmp, o.cache, meta, log)
     meta["seconds"] = round(time.monotonic() - t0, 1)
     meta["machine"]["loadavg_end"] = report.machine().get("loadavg")
     gl = report.goals(results)
