@@ -466,7 +466,7 @@ class SignalCache:
         """Record a write outside any transaction: dirty, seen by every reader at once.
 
         The caller holds the lock. Returns whether the flusher must be woken (the
-        caller wakes it: :meth:`_wake_flusher` on the event loop's thread, else
+        caller wakes it: ``_wake.set()`` on the event loop's thread, else
         :meth:`_wake_from_thread`).
         """
         budget = self._budget
@@ -487,10 +487,6 @@ class SignalCache:
             return False
         self._woken = True
         return True
-
-    def _wake_flusher(self) -> None:
-        """Wake the flusher (on the event loop's thread)."""
-        self._wake.set()
 
     def _wake_from_thread(self) -> None:
         """Wake the flusher from another thread (``asyncio.Event`` is not thread-safe)."""
