@@ -9,9 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-WORKLOADS: Final = ("W1d", "W1c", "W2", "W3", "W4", "W5", "W6", "W6-pywhats", "W6-pyaileys")
+WORKLOADS: Final = (
+    "W1d",
+    "W1c",
+    "W2",
+    "W3",
+    "W4",
+    "W5",
+    "W6",
+    "W6-pywhats",
+    "W6-pyaileys",
+    "W7",
+    "W8",
+)
+PROCESS_WORKLOADS: Final = frozenset({"W5", "W6", "W6-pywhats", "W6-pyaileys", "W7", "W8"})
+"""Workloads timed in child processes of their own (not by the in-process runners)."""
 
 WHAT: Final[dict[str, str]] = {
     "W1d": "load_identity + get_session + committed put_session (1,200 B), peer of 2,000",
@@ -23,6 +37,8 @@ WHAT: Final[dict[str, str]] = {
     "W6": "python-axolotl: encrypt + flush, decrypt + flush, alternating directions (ratchets)",
     "W6-pywhats": "a pywhats client's 1:1 and group conversation through pywhats' fake server",
     "W6-pyaileys": "pyaileys' SignalRepository: encrypt, decrypt, alternating directions",
+    "W7": "open N accounts with their leases (PersistenceManager.open_many), then sit idle",
+    "W8": "1, 2, 4 processes x 1,000 leased accounts on one PostgreSQL: W1 messages (fenced)",
 }
 """What one operation of each workload is (at full size)."""
 
@@ -36,6 +52,8 @@ UNITS: Final[dict[str, str]] = {
     "W6": "msgs/s",
     "W6-pywhats": "msgs/s",
     "W6-pyaileys": "msgs/s",
+    "W7": "accounts/s",
+    "W8": "messages/s",
 }
 
 SEED: Final = 20261126
@@ -89,8 +107,24 @@ class Sizes:
     """1:1 rounds of W6-pywhats (two messages each); then ``w6_pywhats_group`` group rounds."""
     w6_pywhats_group: int = 30
     w6_pyaileys_messages: int = 400
+    # W7
+    w7_accounts: tuple[int, ...] = (1000, 10_000, 50_000)
+    w7_runs: int = 3
+    """Timed opens per size (each in a fresh process)."""
+    w7_idle: float = 60.0
+    """Seconds of idle measured after the last open of each size (CPU per minute)."""
+    # W8
+    w8_processes: tuple[int, ...] = (1, 2, 4)
+    w8_accounts: int = 1000
+    """Accounts each process owns (with their leases)."""
+    w8_peers: int = 10
+    """Peers (session + identity) per account."""
+    w8_ops: int = 5000
+    """Messages (W1 operations on a random account of the process) per process."""
+    w8_concurrency: int = 16
+    """Messages in flight per process."""
 
-    def scaled(self, **changes: int) -> Sizes:
+    def scaled(self, **changes: Any) -> Sizes:
         return dataclasses.replace(self, **changes)
 
 
@@ -113,9 +147,14 @@ QUICK: Final = FULL.scaled(
     w6_pywhats_rounds=30,
     w6_pywhats_group=10,
     w6_pyaileys_messages=100,
+    w7_accounts=(1000, 5000),
+    w7_runs=1,
+    w7_idle=10.0,
+    w8_ops=1500,
 )
 """``--quick``: a fifth of the W1/W2 operations, 10,000 MACs in W4, 3 W5 runs, a quarter of the
-W6 messages; same data sizes."""
+W6 messages; W7 opens 1,000 and 5,000 accounts once each and measures 10 s of idle; W8 sends
+1,500 messages per process; same data sizes."""
 
 
 def tiny() -> Sizes:
@@ -144,4 +183,12 @@ def tiny() -> Sizes:
         w6_pywhats_rounds=3,
         w6_pywhats_group=1,
         w6_pyaileys_messages=10,
+        w7_accounts=(30, 60),
+        w7_runs=1,
+        w7_idle=0.3,
+        w8_processes=(1, 2),
+        w8_accounts=10,
+        w8_peers=2,
+        w8_ops=60,
+        w8_concurrency=4,
     )

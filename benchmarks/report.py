@@ -25,10 +25,12 @@ IMPLS: dict[str, str] = {
     "dict": "dict (no persistence)",
     "memory": "MemoryStore",
     "sqlite": "SqliteStore",
+    "sqlite+lease": "SqliteStore, lease held",
     "sqlite-nocache": "SqliteStore, no cache",
     "sqlite-full": "SqliteStore, synchronous=FULL",
     "raw-sqlite3": "raw-sqlite3",
     "postgres": "PostgresStore",
+    "postgres+lease": "PostgresStore, lease held",
     "postgres-nocache": "PostgresStore, no cache",
     "raw-asyncpg": "raw-asyncpg",
     "yowsup": "yowsup",
@@ -53,7 +55,9 @@ _OWN_REFERENCE = {("W6", "yowsup"): "yowsup-memory"}
 _RELEVANT: dict[str, tuple[str, ...]] = {
     "memory": ("raw-sqlite3", "yowsup", "baileys"),
     "sqlite": ("raw-sqlite3", "yowsup", "baileys"),
+    "sqlite+lease": ("raw-sqlite3", "yowsup", "baileys"),
     "postgres": ("raw-asyncpg", "yowsup", "baileys"),
+    "postgres+lease": ("raw-asyncpg", "yowsup", "baileys"),
     "yowsup": ("raw-sqlite3",),
     "yowsup-sql": ("raw-sqlite3",),
     "baileys": ("raw-sqlite3",),
@@ -99,7 +103,68 @@ def _fmt_ratio(x: float | None) -> str:
 def _sorted(results: Sequence[Result]) -> list[Result]:
     order = {name: i for i, name in enumerate(IMPLS)}
     wl = {name: i for i, name in enumerate(WORKLOADS)}
-    return sorted(results, key=lambda r: (wl.get(r.workload, 99), order.get(r.impl, 99)))
+
+    def key(r: Result) -> tuple[int, int, int, int]:
+        # W7-1k, W8-2p, ... sort under W7, W8; W6-pywhats is a workload of its own
+        base = r.workload if r.workload in wl else r.workload.split("-")[0]
+        return (wl.get(base, 99), int(r.extra.get("accounts", 0)), order.get(r.impl, 99),
+                int(r.extra.get("processes", 0)))  # fmt: skip
+
+    return sorted(results, key=key)
+
+
+def fencing_note(results: Sequence[Result], r: Result) -> str:
+    """The cost of fencing: a leased row's rate over the same store's without a lease."""
+    plain = r.impl.removesuffix("+lease")
+    x = ratio(results, r.workload, r.impl, plain)
+    return "" if x is None else f"fenced writes: {x:.2f}x the rate without a lease"
+
+
+def w7_note(r: Result) -> str:
+    e = r.extra
+    parts = []
+    secs = e.get("seconds", [])
+    if secs:
+        parts.append(f"open {statistics.median(secs):.2f} s")
+    closes = e.get("close_seconds", [])
+    if closes:
+        parts.append(f"close {statistics.median(closes):.2f} s")
+    per = w7_kib_per_account(r)
+    if per is not None:
+        parts.append(f"RSS {per:.1f} KiB/account beyond its data")
+    cpu = e.get("idle_cpu_share")
+    if isinstance(cpu, float):
+        parts.append(f"idle {cpu * 100:.2f}% of a core")
+    srv = e.get("idle_server_cpu_share")
+    if isinstance(srv, float):
+        parts.append(f"server idle {srv * 100:.2f}%")
+    conns = e.get("connections", [])
+    if conns:
+        parts.append(f"{max(conns)} conn.")
+    return ", ".join(parts)
+
+
+def w7_kib_per_account(r: Result) -> float | None:
+    """RSS growth per account minus the account's own data (its decoded device)."""
+    e = r.extra
+    growth = e.get("rss_growth_kib", [])
+    n = int(e.get("accounts", 0))
+    if not growth or not n:
+        return None
+    data_kib = float(e.get("device_bytes", 0.0)) / 1024
+    return float(statistics.median(growth)) / n - data_kib
+
+
+def w8_note(r: Result) -> str:
+    e = r.extra
+    parts = [f"{e.get('processes', '?')} x {e.get('accounts_per_process', '?')} accounts"]
+    conns = e.get("connections", [])
+    if conns:
+        parts.append(f"{max(conns)} conn.")
+    cpu = e.get("server_cpu_us_per_message", [])
+    if cpu:
+        parts.append(f"server CPU {statistics.median(cpu):.0f} µs/message")
+    return ", ".join(parts)
 
 
 def reference(workload: str, impl: str) -> str | None:
@@ -129,7 +194,8 @@ def table_rows(results: Sequence[Result]) -> list[dict[str, str]]:
             continue
         row["median"] = _fmt_rate(r.median)
         row["range"] = f"{_fmt_rate(r.low)}-{_fmt_rate(r.high)}"
-        if r.workload in ("W1d", "W1c", "W2", "W3", "W4"):
+        base = r.workload.split("-")[0]
+        if base not in ("W5", "W6", "W7", "W8"):
             for other in _RELEVANT.get(r.impl, ()):
                 row[other] = _fmt_ratio(ratio(results, r.workload, r.impl, other))
         ref = reference(r.workload, r.impl)
@@ -139,8 +205,14 @@ def table_rows(results: Sequence[Result]) -> list[dict[str, str]]:
             row["ref"] = "ref."
         if r.workload == "W1c":
             row["W1d"] = _fmt_ratio(ratio(results, "W1c", r.impl, r.impl, "W1d"))
+        if r.impl.endswith("+lease"):
+            row["notes"] = fencing_note(results, r)
         if r.workload == "W5":
             row["notes"] = w5_note(r)
+        elif base == "W7":
+            row["notes"] = w7_note(r)
+        elif base == "W8":
+            row["notes"] = w8_note(r)
         rows.append(row)
     return rows
 
@@ -192,6 +264,12 @@ def goals(results: Sequence[Result]) -> list[Goal]:
             "W1d SQLite >= 0.5 x raw-sqlite3",
             ratio(results, "W1d", "sqlite", "raw-sqlite3"),
             0.5,
+            "min",
+        ),
+        Goal(
+            "W1d SQLite, lease held (fenced) >= 0.8 x raw-sqlite3",
+            ratio(results, "W1d", "sqlite+lease", "raw-sqlite3"),
+            0.8,
             "min",
         ),
         Goal("W1d SQLite >= 2 x yowsup", ratio(results, "W1d", "sqlite", "yowsup"), 2, "min"),
@@ -265,6 +343,48 @@ def goals(results: Sequence[Result]) -> list[Goal]:
                 float(bound or 0) + 0.5,
                 "max",
                 "",
+            )
+        )
+    out += w7_goals(results)
+    return out
+
+
+def w7_goals(results: Sequence[Result]) -> list[Goal]:
+    """W7's goals, on the largest number of accounts measured (50,000 in a full run)."""
+    out = []
+    for impl, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        rows = [r for r in results if r.workload.startswith("W7-") and r.impl == impl and r.ok]
+        if not rows:
+            continue
+        r = max(rows, key=lambda x: int(x.extra.get("accounts", 0)))
+        n = int(r.extra.get("accounts", 0))
+        secs = r.extra.get("seconds") or None
+        out.append(
+            Goal(
+                f"W7 {name}: {n:,} accounts open with leases in < 10 s",
+                statistics.median(secs) if secs else None,
+                10.0,
+                "max",
+                " s",
+            )
+        )
+        cpu = r.extra.get("idle_cpu_share")
+        out.append(
+            Goal(
+                f"W7 {name}: idle CPU with {n:,} accounts open < 5% of a core",
+                cpu * 100 if isinstance(cpu, float) else None,
+                5.0,
+                "max",
+                " %",
+            )
+        )
+        out.append(
+            Goal(
+                f"W7 {name}: RSS < 10 KiB per account beyond its data ({n:,} accounts)",
+                w7_kib_per_account(r),
+                10.0,
+                "max",
+                " KiB",
             )
         )
     return out

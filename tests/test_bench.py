@@ -35,8 +35,11 @@ def test_harness_runs_every_workload_on_memory_and_sqlite(tmp_path: Path) -> Non
     run(opts)
     doc = json.loads((out / "results.json").read_text())
     rows = {(r["workload"], r["impl"]): r for r in doc["results"]}
-    expected = {(w, "sqlite") for w in WORKLOADS}
-    expected |= {(w, "memory") for w in ("W1d", "W1c", "W2", "W3", "W4")}
+    in_process = [w for w in WORKLOADS if w in ("W1d", "W1c", "W2", "W3", "W4")]
+    clients = [w for w in WORKLOADS if w.startswith("W6")]
+    expected = {(w, "sqlite") for w in (*in_process, *clients, "W5", "W7-30", "W7-60")}
+    expected |= {(w, "memory") for w in in_process}
+    expected |= {(w, "sqlite+lease") for w in ("W1d", "W1c")}  # the fencing cost
     expected |= {(w, "raw-sqlite3") for w in ("W1d", "W2", "W3", "W4")}
     # The clients' view, each against its reference (no PostgreSQL, no yowsup here).
     expected |= {
@@ -48,11 +51,12 @@ def test_harness_runs_every_workload_on_memory_and_sqlite(tmp_path: Path) -> Non
         ("W6-pyaileys", "dict"),
     }
     assert expected <= set(rows)
+    assert not any(w.startswith("W8") for w, _ in rows)  # PostgreSQL only
     for key in expected:
         r = rows[key]
         assert r["error"] is None, (key, r["error"])
         runs = r["runs_ops_per_s"]
-        assert len(runs) == (1 if key[0] == "W5" else 2), key
+        assert len(runs) == (1 if key[0].startswith(("W5", "W7")) else 2), key
         assert all(math.isfinite(x) and x > 0 for x in runs), (key, runs)
         assert r["min_ops_per_s"] <= r["median_ops_per_s"] <= r["max_ops_per_s"]
     w5 = rows[("W5", "sqlite")]["extra"]
@@ -61,9 +65,17 @@ def test_harness_runs_every_workload_on_memory_and_sqlite(tmp_path: Path) -> Non
     assert all(s > 0 for s in w5["seconds"])
     assert all(g >= 0 for g in w5["rss_growth_mib"])
     assert rows[("W1c", "sqlite")]["extra"]["flushes_per_run"]
+    w7 = rows[("W7-60", "sqlite")]["extra"]
+    assert w7["accounts"] == 60
+    assert w7["connections"] == [3]
+    assert w7["leases_lost"] == 0
+    assert 0 <= w7["idle_cpu_share"] < 2  # measured (a share of one core), not asserted
+    assert w7["device_bytes"] > 0
     by_goal = {g["goal"]: g for g in doc["goals"]}
     assert by_goal["W1d SQLite >= 0.5 x raw-sqlite3"]["measured"] > 0
     assert by_goal["W5 SQLite: 20 accounts in < 2 s"]["met"] is True
+    assert by_goal["W7 SQLite: 60 accounts open with leases in < 10 s"]["measured"] > 0
+    assert by_goal["W1d SQLite, lease held (fenced) >= 0.8 x raw-sqlite3"]["measured"] > 0
     assert by_goal["W1d SQLite >= 2 x yowsup"]["measured"] is None  # peers not run
     for goal in (
         "W1c SQLite >= 0.8 x W1c MemoryStore (durability nearly free when cached)",

@@ -173,9 +173,17 @@ async def test_other_tasks_see_the_writes_only_after_the_commit(
 async def test_a_later_write_by_another_task_wins_over_the_commit(
     backend: Any, cache: SignalCache
 ) -> None:
+    go = asyncio.Event()
+
+    async def later() -> None:  # started outside the transaction
+        await go.wait()
+        await cache.put_session(A, b"later, outside")
+
+    task = asyncio.create_task(later())
     async with cache.transaction():
         await cache.put_session(A, b"in the transaction")
-        await asyncio.create_task(cache.put_session(A, b"later, outside"))
+        go.set()
+        await task
     assert await cache.get_session(A) == b"later, outside"
     assert cache.is_dirty(SESSION, A)
     await cache.flush()

@@ -171,7 +171,7 @@ async def make_v1(url: str) -> None:
         return
     conn = await asyncpg.connect(url)
     try:
-        tables = ", ".join(f"{PREFIX}{t}" for t in (*schema.TABLES, "version"))
+        tables = ", ".join(f"{PREFIX}{t}" for t in (*schema.TABLES, *schema.OTHER_TABLES))
         await conn.execute(f"DROP TABLE {tables} CASCADE")
         for stmt in schema.render(schema.MIGRATIONS[0].ddl, "postgres", PREFIX):
             await conn.execute(stmt)

@@ -21,7 +21,7 @@ import pytest
 import wastore
 from pg_server import PgCluster, db_url
 from wastore import AccountInUseError, BackendUnavailableError, PersistenceManager, StoreError
-from wastore.backends.postgres import PostgresStore, lock_class
+from wastore.backends.postgres import PostgresStore, holder_class
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -128,17 +128,18 @@ async def test_server_crash_and_restart_under_a_workload(
         await asyncio.gather(*writers, return_exceptions=True)
     assert max(failures) < RETRY + SLACK, failures
 
-    # The lease was taken again on a new connection: a second container is refused.
+    # The container's lease lock was taken again on a new connection: a second container
+    # is refused.
     monitor = await asyncpg.connect(fault_url)
     try:
         deadline = time.monotonic() + 10
         while not await monitor.fetchval(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
             "AND classid = $1::bigint::oid AND objid = $2::bigint::oid",
-            lock_class("wastore_"),
-            device_id,
+            holder_class("wastore_"),
+            store.engine.leases.lock_key,
         ):
-            assert time.monotonic() < deadline, "the lease was not taken again"
+            assert time.monotonic() < deadline, "the lease lock was not taken again"
             await asyncio.sleep(0.05)
     finally:
         await monitor.close()

@@ -100,7 +100,7 @@ async def test_fresh_database_is_created_at_the_latest_schema(pg_blank_url: str)
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
             )
         }
-        assert tables == {f"{P}{t}" for t in (*schema.TABLES, "version")}
+        assert tables == {f"{P}{t}" for t in (*schema.TABLES, *schema.OTHER_TABLES)}
         # every per-account table: device_id first in the key, cascading foreign key
         for table in schema.ACCOUNT_TABLES:
             key = await conn.fetchval(

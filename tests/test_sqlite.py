@@ -513,53 +513,87 @@ async def test_expired_lease_of_another_host_is_taken_over(tmp_path: Path) -> No
         b = c.backend(device_id)
         con = raw(db)
         con.execute(
-            "INSERT INTO wastore_leases VALUES (?, 'tok', 'pid 1 on elsewhere', 'elsewhere', 1, ?)",
-            (device_id, time.time() + 60),
+            "INSERT INTO wastore_lease_holders VALUES ('tok', 'elsewhere', 1, "
+            "'elsewhere/boot/pid:[1]', 0, ?)",
+            (time.time(),),
+        )
+        con.execute(
+            "INSERT INTO wastore_leases VALUES (?, 'tok', 'pid 1 on elsewhere', 'elsewhere', 1, "
+            "0, 5, 60)",
+            (device_id,),
         )
         with pytest.raises(AccountInUseError, match="elsewhere"):
             await PersistenceManager.open(b)
-        con.execute("UPDATE wastore_leases SET expires_at = ?", (time.time() - 1,))
+        # pid 1 of another host is not judged by its pid: only its expiry frees it.
+        con.execute("UPDATE wastore_lease_holders SET renewed_at = ?", (time.time() - 61,))
         pm = await PersistenceManager.open(b)
-        holder = con.execute("SELECT holder FROM wastore_leases").fetchone()[0]
+        holder, epoch = con.execute("SELECT holder, epoch FROM wastore_leases").fetchone()
         assert holder.startswith(f"pid {os.getpid()} ")
+        assert epoch > 5
         con.close()
+        await pm.close()
+
+
+async def test_lease_of_an_older_wastore_is_respected_until_it_expires(tmp_path: Path) -> None:
+    """A lease row written by schema-4 code (no holder row) keeps its own expiry."""
+    db = tmp_path / "a.db"
+    async with await open_file(db) as c:
+        device_id = await c.create_device()
+        con = raw(db)
+        con.execute(
+            "INSERT INTO wastore_leases (device_id, token, holder, host, pid, expires_at) "
+            "VALUES (?, 'old', 'old wastore', 'elsewhere', 1, ?)",
+            (device_id, time.time() + 60),
+        )
+        with pytest.raises(AccountInUseError, match="old wastore"):
+            await PersistenceManager.open(c.backend(device_id))
+        con.execute("UPDATE wastore_leases SET expires_at = ?", (time.time() - 1,))
+        con.close()
+        pm = await PersistenceManager.open(c.backend(device_id))
         await pm.close()
 
 
 async def test_lease_is_renewed_while_open(tmp_path: Path) -> None:
+    """The container renews all its leases with one update of its holder row."""
     db = tmp_path / "a.db"
     async with await open_file(db) as c:
-        b = c.backend(await c.create_device())
-        pm = await PersistenceManager.open(b, lease_ttl=0.3)
+        ids = [await c.create_device() for _ in range(3)]
+        pms = [await PersistenceManager.open(c.backend(i), lease_ttl=0.3) for i in ids]
         con = raw(db)
-        first = con.execute("SELECT expires_at FROM wastore_leases").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM wastore_lease_holders").fetchone()[0] == 1
+        first = con.execute("SELECT renewed_at FROM wastore_lease_holders").fetchone()[0]
         await asyncio.sleep(0.5)
-        later = con.execute("SELECT expires_at FROM wastore_leases").fetchone()[0]
+        later = con.execute("SELECT renewed_at FROM wastore_lease_holders").fetchone()[0]
         assert later > first
+        # A lease is renewed, not taken again: its epoch stays.
+        epochs = con.execute("SELECT epoch FROM wastore_leases ORDER BY device_id").fetchall()
+        await asyncio.sleep(0.4)
+        again = con.execute("SELECT epoch FROM wastore_leases ORDER BY device_id").fetchall()
+        assert again == epochs
         con.close()
-        assert not pm.lease_lost
-        await pm.close()
+        assert not any(pm.lease_lost for pm in pms)
+        for pm in pms:
+            await pm.close()
 
 
 async def test_device_saves_are_fenced_by_the_lease(tmp_path: Path) -> None:
-    """A manager whose lease was taken over (it stalled past the expiry) cannot
+    """A manager whose lease was taken over (its process stalled past the expiry) cannot
     overwrite the device row of the new holder."""
     db = tmp_path / "a.db"
-    async with await open_file(db) as c:
+    async with await open_file(db) as c, await open_file(db) as other:
         device_id = await c.create_device()
         stale = await PersistenceManager.open(c.backend(device_id), lease_ttl=60)
         con = raw(db)
-        con.execute(
-            "UPDATE wastore_leases SET expires_at = ?, host = 'elsewhere'", (time.time() - 1,)
-        )
+        con.execute("UPDATE wastore_lease_holders SET renewed_at = ?", (time.time() - 61,))
         con.close()
-        fresh = await PersistenceManager.open(c.backend(device_id), holder="new holder")
+        fresh = await PersistenceManager.open(other.backend(device_id), holder="new holder")
         await fresh.process_command(wastore.SetPushName("new"))
         await fresh.flush()
         await stale.process_command(wastore.SetPushName("stale"))
         with pytest.raises(AccountInUseError, match="lost the account lease"):
             await stale.flush()
         assert (await c.backend(device_id).load()).push_name == "new"  # type: ignore[union-attr]
+        assert stale.lease_lost
         await fresh.close()
         with pytest.raises(AccountInUseError):
             await stale.close()

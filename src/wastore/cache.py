@@ -589,6 +589,9 @@ class SignalCache:
         account's existence (once), and back-pressure when a bound is reached."""
         t = self._own_txn()
         if t is None:
+            inside = _txn.started_inside_open()
+            if inside is not None:  # a write that would escape the transaction's rollback
+                raise _txn.started_inside(inside)
             self._refuse_foreign("a write")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()

@@ -44,6 +44,7 @@ __all__ = [
     "Backend",
     "Container",
     "DeviceStore",
+    "KeptLeaseStore",
     "LeaseStore",
     "PortableContainer",
     "ProtocolStore",
@@ -385,6 +386,19 @@ class LeaseStore(Protocol):
         ...
 
     async def release_lease(self, token: str) -> None: ...
+
+
+@runtime_checkable
+class KeptLeaseStore(LeaseStore, Protocol):
+    """Optional: a LeaseStore that renews its leases itself (wastore's SQL stores: one
+    statement per interval for all the leases of a container), so that
+    :class:`wastore.PersistenceManager` runs no renewal task per account. Such a
+    lease lasts until it is released, its container closes, or its process stops
+    renewing it for ``ttl`` seconds (then another holder may take it over)."""
+
+    def lease_held(self, token: str) -> bool:
+        """Whether ``token`` still holds the lease, as far as this process knows (no I/O)."""
+        ...
 
 
 @runtime_checkable

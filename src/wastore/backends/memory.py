@@ -4,6 +4,16 @@ For tests, examples and short-lived tools. Nothing survives the process. It
 follows the contract to the letter — transactions (with savepoints), account
 isolation, leases between managers of one process — so code tested on it
 behaves the same on SQLite and PostgreSQL.
+
+Transactions run one at a time in a store (so a read-modify-write inside one
+never loses an update); the writes of other tasks wait for an open one to
+end, at most :attr:`MemoryStore.lock_timeout` seconds (then
+:class:`~wastore.BackendUnavailableError` names the holder), and their reads
+see the state as last committed (the open transaction's undo journal applied
+to copies). A task started inside a transaction may read but not write while
+it is open (:mod:`wastore.backends._txn`). A lease taken through a view fences the writes
+of that view: once another holder took the lease over (after its ttl), they
+raise :class:`~wastore.AccountInUseError` and change nothing.
 """
 
 from __future__ import annotations
@@ -89,6 +99,8 @@ class MemoryStore:
         self._accounts: dict[int, _Account] = {}
         self._next_id = 1
         self._lock = asyncio.Lock()
+        self._holder: _txn.TxnState[list[_Undo]] | None = None
+        self.lock_timeout = _txn.DEFAULT_LOCK_TIMEOUT
         self._closed = False
         self.snapshots: list[MemorySnapshot] = []
 
@@ -162,20 +174,70 @@ class MemoryStore:
         st = _txn.current(self)
         if st is not None:
             return st
-        while self._lock.locked():
-            async with self._lock:
-                pass
+        if self._lock.locked():
+            await self._acquire(release=True)
         return None
+
+    def _committed_view(self, acct: _Account) -> _Account:
+        """``acct`` without the writes of the open transaction (its undo journal applied
+        to copies of what it changed)."""
+        holder = self._holder
+        journal = [] if holder is None else holder.data
+        if not journal:
+            return acct
+        fields = {id(d): name for name, d in vars(acct).items() if isinstance(d, dict)}
+        fields[id(vars(acct))] = ""
+        touched = [entry for entry in journal if id(entry[0]) in fields]
+        if not touched:
+            return acct
+        view = copy.copy(acct)
+        copies: dict[str, dict[Any, Any]] = {"": vars(view)}
+        for d, key, old in reversed(touched):
+            name = fields[id(d)]
+            target = copies.get(name)
+            if target is None:
+                target = copies[name] = dict(d)
+                setattr(view, name, target)
+            if old is _MISSING:
+                target.pop(key, None)
+            else:
+                target[key] = old
+        return view
+
+    async def _acquire(self, release: bool = False) -> None:
+        """Take the transaction lock (waiting at most ``lock_timeout``); ``release``: give
+        it back at once (wait for the open transaction to end, without taking a turn
+        that would hold others up)."""
+        lock = self._lock
+        while True:
+            if lock.locked():
+                holder = self._holder
+                try:
+                    async with asyncio.timeout(self.lock_timeout):
+                        await lock.acquire()
+                except TimeoutError:
+                    text = "another task" if holder is None else holder.describe()
+                    raise _txn.wait_timeout(
+                        "a transaction of this MemoryStore", text, self.lock_timeout
+                    ) from None
+            else:
+                await lock.acquire()
+            if not release:
+                return
+            lock.release()
+            if not lock.locked():
+                return
 
 
 class MemoryBackend:
     """One account's view of a :class:`MemoryStore`."""
 
-    __slots__ = ("_c", "_id")
+    __slots__ = ("_c", "_id", "_token")
 
     def __init__(self, container: MemoryStore, device_id: int) -> None:
         self._c = container
         self._id = device_id
+        self._token: str | None = None  # the lease taken through this view: fences its writes
 
     def __repr__(self) -> str:
         return f"MemoryBackend(device_id={self._id})"
@@ -186,9 +248,15 @@ class MemoryBackend:
 
     # -- plumbing ----------------------------------------------------------
     async def _read(self) -> _Account:
-        self._c._check_open()
-        await self._c._wait_for_other_txn()
-        return self._c._accounts.get(self._id) or _Account()
+        """The account as the running task sees it: with its own transaction's writes,
+        or as last committed while another task's transaction is open (a read never
+        waits for a transaction)."""
+        c = self._c
+        c._check_open()
+        acct = c._accounts.get(self._id) or _Account()
+        if c._holder is not None and _txn.current(c, read=True) is None:
+            return c._committed_view(acct)
+        return acct
 
     async def _write(self) -> tuple[_Account, list[_Undo] | None]:
         self._c._check_open()
@@ -196,7 +264,18 @@ class MemoryBackend:
         acct = self._c._accounts.get(self._id)
         if acct is None or acct.device is None:
             raise DeviceNotFoundError(self._id, "create the device row first (create())")
+        self._check_lease(acct)
         return acct, (st.data if st is not None else None)
+
+    def _check_lease(self, acct: _Account | None) -> None:
+        """Raise AccountInUseError if this view took the lease and lost it."""
+        token = self._token
+        if token is None:
+            return
+        lease = None if acct is None else acct.lease
+        if lease is None or lease[0] != token:
+            holder = "another holder" if lease is None else lease[1]
+            raise AccountInUseError(self._id, holder, "this process lost the account lease")
 
     @staticmethod
     def _set(journal: list[_Undo] | None, d: dict[K, V], key: K, value: V) -> None:
@@ -237,8 +316,11 @@ class MemoryBackend:
             finally:
                 st.depth -= 1
             return
-        async with c._lock:
-            state: _txn.TxnState[list[_Undo]] = _txn.TxnState(c, [])
+        await c._acquire()
+        try:
+            state: _txn.TxnState[list[_Undo]] = _txn.TxnState(c, [], self._id)
+            c._holder = state
+            self._check_lease(c._accounts.get(self._id))  # a view that lost its lease
             token = _txn.push(state)
             try:
                 yield
@@ -246,7 +328,10 @@ class MemoryBackend:
                 _rollback(state.data, 0)
                 raise
             finally:
-                _txn.pop(token)
+                _txn.pop(token, state)
+        finally:
+            c._holder = None
+            c._lock.release()
 
     # -- SignalStore: identities -------------------------------------------
     async def put_identity(self, address: str, key: bytes) -> None:
@@ -778,25 +863,31 @@ class MemoryBackend:
     # -- LeaseStore --------------------------------------------------------
     async def acquire_lease(self, holder: str, ttl: float) -> str:
         holder = v.text(holder, "holder", max_len=256, allow_empty=False)
+        self._token = None
         acct, _ = await self._write()
         now = time.monotonic()
         if acct.lease is not None and acct.lease[2] > now:
             raise AccountInUseError(self._id, acct.lease[1])
         token = uuid.uuid4().hex
         acct.lease = (token, holder, now + float(ttl))
+        self._token = token
         return token
 
     async def renew_lease(self, token: str, ttl: float) -> bool:
-        acct = await self._read()
+        self._c._check_open()
+        acct = self._c._accounts.get(self._id) or _Account()
         if acct.lease is None or acct.lease[0] != token:
             return False
         acct.lease = (token, acct.lease[1], time.monotonic() + float(ttl))
         return True
 
     async def release_lease(self, token: str) -> None:
-        acct = await self._read()
+        self._c._check_open()
+        acct = self._c._accounts.get(self._id) or _Account()
         if acct.lease is not None and acct.lease[0] == token:
             acct.lease = None
+        if self._token == token:
+            self._token = None
 
 
 def _rollback(journal: list[_Undo], mark: int) -> None:

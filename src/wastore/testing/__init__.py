@@ -41,9 +41,19 @@ What the suite holds a backend to, beyond the docstrings of
 - A task outside a transaction never sees its uncommitted writes (it may wait
   for the commit), and its own writes are not undone by that transaction's
   rollback.
+- Transactions of one account run one at a time: 20 coroutines doing 10
+  read-modify-write increments each, every one inside ``transaction()``, end
+  at 200.
+- A task started inside a transaction (``asyncio.gather``, ``create_task``)
+  may read while it is open (the committed state, never the transaction's
+  writes), but its writes raise :class:`wastore.StoreError` at once — never a
+  hang, and nothing it tried survives the transaction's rollback. Once the
+  transaction has ended it is an ordinary task.
 - ``LeaseStore`` is optional; a backend that has it excludes a second holder
   (:class:`wastore.AccountInUseError` naming the first) until the lease is
-  released or its ``ttl`` runs out.
+  released or its ``ttl`` runs out — unless the store renews its leases itself
+  (:class:`wastore.contract.KeptLeaseStore`, with ``lease_held``): then until it
+  is released.
 - A take of a sent message on a deleted account may find nothing or raise
   :class:`wastore.DeviceNotFoundError`; every insert or update on a deleted
   account raises :class:`wastore.DeviceNotFoundError`.

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import pytest
 
 from ..contract import Backend
+from ..errors import StoreError
 from ..values import (
     AppStateSyncKey,
     DeviceInfo,
@@ -41,7 +42,7 @@ from ._support import (
     state_summary,
 )
 
-A, B, C = "111@s.whatsapp.net", "222@s.whatsapp.net", "333@s.whatsapp.net"
+A, B, C, D = (f"{u}@s.whatsapp.net" for u in ("111", "222", "333", "444"))
 
 T = TypeVar("T")
 
@@ -195,20 +196,21 @@ class TransactionContract:
         await backend.put_session(A, record("old"))
         open_ = {"txn": True}
         seen: list[tuple[bytes | None, bool]] = []
+        go = asyncio.Event()
 
-        async def reader() -> None:
+        async def reader() -> None:  # started outside the transaction
+            await go.wait()
             value = await backend.get_session(A)
             seen.append((value, open_["txn"]))
 
-        task: asyncio.Task[None] | None = None
+        task = asyncio.create_task(reader())
         try:
             async with backend.transaction():
                 await backend.put_session(A, record("new"))
-                task = asyncio.create_task(reader())
+                go.set()
                 # The reader may answer now (with the committed value) or wait for the commit.
                 await asyncio.wait({task}, timeout=_GRACE)
                 open_["txn"] = False
-            assert task is not None
             await _finish(task)
         finally:
             await _cancel(task)
@@ -221,41 +223,122 @@ class TransactionContract:
 
     async def test_other_task_never_sees_rolled_back_writes(self, backend: Backend) -> None:
         await backend.put_session(A, record("old"))
-        task: asyncio.Task[bytes | None] | None = None
+        go = asyncio.Event()
+
+        async def reader() -> bytes | None:  # started outside the transaction
+            await go.wait()
+            return await backend.get_session(A)
+
+        task = asyncio.create_task(reader())
 
         async def body() -> None:
-            nonlocal task
             await backend.put_session(A, record("rolled back"))
-            task = asyncio.create_task(backend.get_session(A))
+            go.set()
             await asyncio.wait({task}, timeout=_GRACE)
 
         try:
             with pytest.raises(Abort):
                 await in_aborted_transaction(backend, body)
-            assert task is not None
             assert await _finish(task) == record("old")
         finally:
             await _cancel(task)
         assert await backend.get_session(A) == record("old")
 
     async def test_other_task_writes_survive_a_rollback(self, backend: Backend) -> None:
-        task: asyncio.Task[None] | None = None
+        go = asyncio.Event()
+
+        async def writer() -> None:  # started outside the transaction
+            await go.wait()
+            await backend.put_session(B, record("theirs"))
+
+        task = asyncio.create_task(writer())
 
         async def body() -> None:
-            nonlocal task
             await backend.put_session(A, record("mine"))
-            task = asyncio.create_task(backend.put_session(B, record("theirs")))
+            go.set()
             await asyncio.wait({task}, timeout=_GRACE)
 
         try:
             with pytest.raises(Abort):
                 await in_aborted_transaction(backend, body)
-            assert task is not None
             await _finish(task)
         finally:
             await _cancel(task)
         assert await backend.get_session(A) is None
         assert await backend.get_session(B) == record("theirs")
+
+    async def test_read_modify_write_transactions_never_lose_an_update(
+        self, backend: Backend
+    ) -> None:
+        """20 coroutines x 10 increments of one record, each a read-modify-write inside
+        ``transaction()``: transactions of one account run one at a time, so all 200
+        increments count (READ COMMITTED alone would let two read the same value)."""
+        await backend.put_session(A, b"0")
+
+        async def increments(n: int) -> None:
+            for _ in range(n):
+                async with backend.transaction():
+                    value = await backend.get_session(A)
+                    assert value is not None
+                    await asyncio.sleep(0)  # let every other coroutine run in between
+                    await backend.put_session(A, str(int(value) + 1).encode())
+
+        await asyncio.wait_for(asyncio.gather(*(increments(10) for _ in range(20))), _DEADLINE * 6)
+        assert await backend.get_session(A) == b"200"
+
+    async def test_gather_inside_a_transaction_is_refused_not_hung(self, backend: Backend) -> None:
+        """Tasks started inside a transaction (gather, create_task) cannot write while it
+        is open: refused at once with StoreError (never a hang), and nothing they tried
+        reaches the store (never an escape from the rollback). They may read, outside
+        the transaction: the committed state, never its writes."""
+        await backend.put_session(C, record("c"))
+
+        async def body() -> None:
+            await backend.put_session(A, record("in the transaction"))
+            results = await asyncio.wait_for(
+                asyncio.gather(
+                    backend.put_session(B, record("from a child task")),
+                    backend.put_sessions_batch([(D, record("from a child task"))]),
+                    backend.get_session(C),
+                    backend.get_session(A),
+                    return_exceptions=True,
+                ),
+                _DEADLINE,
+            )
+            assert isinstance(results[0], StoreError), results
+            assert isinstance(results[1], StoreError), results
+            assert "started inside" in str(results[0])
+            assert list(results[2:]) == [record("c"), None]  # committed state only
+            task = asyncio.create_task(backend.delete_session(C))
+            with pytest.raises(StoreError, match="started inside"):
+                await asyncio.wait_for(task, _DEADLINE)
+            # The transaction itself goes on.
+            assert await backend.get_session(A) == record("in the transaction")
+
+        with pytest.raises(Abort):
+            await in_aborted_transaction(backend, body)
+        assert await backend.get_sessions([A, B, C, D]) == {C: record("c")}
+
+    async def test_a_task_started_inside_works_once_the_transaction_ended(
+        self, backend: Backend
+    ) -> None:
+        ended = asyncio.Event()
+
+        async def later() -> bytes | None:
+            await ended.wait()
+            await backend.put_session(B, record("later"))
+            return await backend.get_session(A)
+
+        task: asyncio.Task[bytes | None] | None = None
+        try:
+            async with backend.transaction():
+                await backend.put_session(A, record("committed"))
+                task = asyncio.create_task(later())
+            ended.set()
+            assert await _finish(task) == record("committed")
+        finally:
+            await _cancel(task)
+        assert await backend.get_session(B) == record("later")
 
     async def test_concurrent_transactions_do_not_mix(self, backend: Backend) -> None:
         async def commit(i: int) -> None:

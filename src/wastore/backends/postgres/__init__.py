@@ -8,7 +8,7 @@ The package is the PostgreSQL engine of the one SQL backend
 - ``pool``: wastore's own pool of asyncpg connections, or a given ``asyncpg.Pool``;
 - ``statements``: PostgreSQL's forms of batches and multi-key reads (``unnest``);
 - ``errors``: what is transient, what may run again, driver errors translated;
-- ``leases``: account leases as advisory locks;
+- ``leases``: the liveness of lease holders (one advisory lock per container);
 - ``store``: :class:`PostgresStore`, the container (opening, snapshots);
 - ``url``: ``postgresql://`` URLs and options.
 """
@@ -17,18 +17,18 @@ The package is the PostgreSQL engine of the one SQL backend
 from ..sql.account import SqlAccount as PostgresBackend
 from .engine import PostgresEngine
 from .errors import display_url
-from .leases import LEASE_CHECK_INTERVAL, lock_class
+from .leases import holder_class, lock_class
 from .statements import STATEMENTS
 from .store import PostgresStore, read_schema_version
 from .url import open_postgres, parse_postgres_url
 
 __all__ = [
-    "LEASE_CHECK_INTERVAL",
     "STATEMENTS",
     "PostgresBackend",
     "PostgresEngine",
     "PostgresStore",
     "display_url",
+    "holder_class",
     "lock_class",
     "open_postgres",
     "parse_postgres_url",

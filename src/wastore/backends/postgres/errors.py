@@ -125,8 +125,8 @@ def translate(err: BaseException, action: str, where: str) -> StoreError:
         hint = ""
         if "shared memory" in str(err):
             hint = (
-                "; each leased account holds an advisory lock: raise the server's "
-                "max_locks_per_transaction (see docs/postgres.md)"
+                "; the server's lock table is full: raise its max_locks_per_transaction "
+                "(wastore holds one advisory lock per container, not one per account)"
             )
         return BackendUnavailableError(f"PostgreSQL {action} failed: {message(err)}{hint}")
     return StoreError(f"PostgreSQL {action} failed: {message(err)}")

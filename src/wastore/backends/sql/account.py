@@ -13,10 +13,20 @@ Batches are sorted by key: concurrent batches then lock rows in the same order
 (no deadlock on PostgreSQL) and walk the B-tree in order (SQLite). Batches
 whose rows may repeat a key keep their order (the sort is stable), so that the
 rows merge as sequential calls would.
+
+Fencing: while this container holds the account's lease
+(:mod:`wastore.backends.sql.leases`), every write is fenced by its epoch — a
+single statement in its fenced form (:mod:`wastore.backends.sql.fence`), a
+batch, an atomic call or a transaction by a check at its start — so a holder
+that lost the lease writes nothing and gets :class:`~wastore.AccountInUseError`.
+That holds for every view of the account in this container, and so for a
+SignalCache's flush, which is a transaction of the backend.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -25,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ... import _validate as v
 from ...device import Device
-from ...errors import AccountInUseError, DeviceNotFoundError
+from ...errors import DeviceNotFoundError
 from ...values import (
     AppStateSyncKey,
     DeviceListRecord,
@@ -35,6 +45,7 @@ from ...values import (
     MutationMAC,
     TcToken,
 )
+from .. import _txn
 from .._common import now_s
 from ..options import check_positive
 from . import codec
@@ -50,15 +61,15 @@ T = TypeVar("T")
 class SqlAccount:
     """One account's view of an SQL store (no I/O until a method is called)."""
 
-    __slots__ = ("_dq", "_e", "_id", "_lease", "_q", "_s")
+    __slots__ = ("_dq", "_e", "_id", "_leases", "_q", "_s")
 
     def __init__(self, store: SqlStore, device_id: int) -> None:
         self._s = store
         self._e = store.engine
         self._q = store.engine.q
         self._dq = store.engine.dq
+        self._leases = store.engine.leases
         self._id = device_id
-        self._lease: str | None = None  # the token of a lease taken through this view
 
     def __repr__(self) -> str:
         return f"SqlAccount(device_id={self._id}, {self._s!r})"
@@ -73,24 +84,34 @@ class SqlAccount:
         return self._s
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
-        return self._e.transaction()
+        """One transaction for the account's writes; transactions of one account run one
+        at a time (read-modify-write inside one never loses an update)."""
+        return self._e.transaction(self._id)
 
-    # -- plumbing: writes name this account when it does not exist ------------
+    # -- plumbing: writes are fenced, and name this account when it does not exist ----
     async def _write(self, sql: str, args: Sequence[Any], idempotent: bool = True) -> int:
+        leases = self._leases
+        epoch = leases.fence(self._id) if leases.held else None
+        fenced = None if epoch is None else leases.fenced.get(sql)
         try:
-            return await self._e.write(sql, args, idempotent=idempotent)
+            if fenced is None or epoch is None:  # no lease held here (or not a holder's write)
+                return await self._e.write(sql, args, idempotent=idempotent, account=self._id)
+            n = await self._e.write(fenced, (*args, epoch), idempotent=idempotent, account=self._id)
+            if n == 0:
+                await leases.verify(self._id, epoch)
+            return n
         except DeviceNotFoundError as err:
             raise DeviceNotFoundError(self._id) from err.__cause__
 
     async def _batch(self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args = ()) -> None:
         try:
-            await self._e.batch(stmt, head, rows, tail)
+            await self._e.batch(stmt, head, rows, tail, account=self._id)
         except DeviceNotFoundError as err:
             raise DeviceNotFoundError(self._id) from err.__cause__
 
     async def _atomic(self, block: Block[T]) -> T:
         try:
-            return await self._e.atomic(block)
+            return await self._e.atomic(block, account=self._id)
         except DeviceNotFoundError as err:
             raise DeviceNotFoundError(self._id) from err.__cause__
 
@@ -492,10 +513,48 @@ class SqlAccount:
         )
 
     async def take_sent_message(self, chat: str, message_id: str) -> bytes | None:
-        # DELETE ... RETURNING: of concurrent takers only the one that deletes the row gets it.
+        """Atomic read-and-delete (DELETE ... RETURNING: of concurrent takers only the one
+        whose delete removes the row gets it).
+
+        A caller cancelled while the take runs never loses the message: the take runs
+        to its end, and if it removed the row the message is put back before the
+        cancellation goes on (inside a transaction, the rollback keeps it).
+        """
         chat, message_id = v.address(chat, "chat"), v.message_id(message_id)
-        row = await self._e.write_returning(self._q.take_sent_message, (self._id, chat, message_id))
+        key = (self._id, chat, message_id)
+        if _txn.current(self._e) is not None:
+            row = await self._take(key)
+        else:
+            row = await self._take_shielded(key)
         return None if row is None else codec.blob(row[0], "sent_messages", (chat, message_id))
+
+    async def _take(self, key: tuple[int, str, str]) -> Any:
+        leases = self._leases
+        epoch = leases.fence(self._id) if leases.held else None
+        if epoch is None:
+            return await self._e.write_returning(self._q.take_sent_message, key, account=self._id)
+        row = await self._e.write_returning(
+            leases.fenced[self._q.take_sent_message], (*key, epoch), account=self._id
+        )
+        if row is None:
+            await leases.verify(self._id, epoch)
+        return row
+
+    async def _take_shielded(self, key: tuple[int, str, str]) -> Any:
+        task = asyncio.ensure_future(self._take(key))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The caller gave up: let the take finish, and put back what it took.
+            with contextlib.suppress(BaseException):
+                row = await _settled(task)
+                if row is not None:
+                    await _settled(
+                        asyncio.ensure_future(
+                            self._write(self._q.restore_sent_message, (*key, row[0], row[1]))
+                        )
+                    )
+            raise
 
     async def delete_expired_sent_messages(self, cutoff: int) -> int:
         return await self._write(
@@ -569,21 +628,12 @@ class SqlAccount:
 
     # -- DeviceStore -------------------------------------------------------
     async def save(self, device: Device) -> None:
-        """Write the device row; fenced by the lease when one was taken through this view
-        (a holder that lost it never overwrites the new holder's row)."""
+        """Write the device row; fenced by the lease while this container holds it (a
+        holder that lost it never overwrites the new holder's row)."""
         d = v.instance(device, Device, "device")
         d.validate()
         row = codec.device_to_row(d, time.time_ns() // 1_000_000)
-        token = self._lease
-        if token is None:
-            n = await self._write(self._q.update_device, (self._id, *row))
-        else:
-            n = await self._e.leases.save_device(self._id, token, row)
-        if n == 0:
-            if token is not None and await self.exists():
-                raise AccountInUseError(
-                    self._id, "another process", "this process lost the account lease"
-                )
+        if await self._write(self._q.update_device, (self._id, *row)) == 0:
             raise DeviceNotFoundError(self._id, "create() the device row before saving it")
 
     async def load(self) -> Device | None:
@@ -606,15 +656,38 @@ class SqlAccount:
 
     # -- LeaseStore --------------------------------------------------------
     async def acquire_lease(self, holder: str, ttl: float) -> str:
+        """Take the account's lease; the container renews it (one statement per interval
+        for all its leases) until it is released or the container closes."""
         holder = v.text(holder, "holder", max_len=256, allow_empty=False)
-        token = await self._e.leases.acquire(self._id, holder, check_positive(ttl, "ttl"))
-        self._lease = token
-        return token
+        return await self._leases.acquire(self._id, holder, check_positive(ttl, "ttl"))
 
     async def renew_lease(self, token: str, ttl: float) -> bool:
-        return await self._e.leases.renew(self._id, token, check_positive(ttl, "ttl"))
+        """Whether ``token`` still holds the lease (the container renews it itself)."""
+        check_positive(ttl, "ttl")
+        return await self._leases.renew(self._id, token, ttl)
 
     async def release_lease(self, token: str) -> None:
-        await self._e.leases.release(self._id, token)
-        if self._lease == token:
-            self._lease = None
+        await self._leases.release(self._id, token)
+
+    def lease_held(self, token: str) -> bool:
+        """Whether ``token`` still holds the lease, as this container knows it (no I/O;
+        the container renews its leases and notices a takeover at its next renewal, a
+        fenced write at once)."""
+        return self._leases.holds(self._id, token)
+
+
+async def _settled(fut: asyncio.Future[T]) -> T:
+    """Await ``fut`` to its end even if this task is cancelled meanwhile (then re-raise
+    the cancellation once it is done)."""
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            if fut.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .queries import Batch, DialectQueries, KeyRead, Queries
+
+if TYPE_CHECKING:
+    from .leases import LeaseKeeper
 
 T = TypeVar("T")
 
@@ -65,39 +68,6 @@ class Tx(Protocol):
 Block = Callable[[Tx], Coroutine[Any, Any, T]]
 
 
-class Leases(Protocol):
-    """Account leases: one process serves an account at a time (one place per engine)."""
-
-    async def acquire(self, device_id: int, holder: str, ttl: float) -> str:
-        """Take the lease for ``ttl`` seconds; return its token.
-
-        Raises:
-            AccountInUseError: another holder has it.
-            DeviceNotFoundError: the account does not exist.
-        """
-        ...
-
-    async def renew(self, device_id: int, token: str, ttl: float) -> bool:
-        """Extend the lease; False if ``token`` no longer holds it."""
-        ...
-
-    async def release(self, device_id: int, token: str) -> None: ...
-
-    async def save_device(self, device_id: int, token: str, row: Sequence[Any]) -> int:
-        """Write the device row (the columns of ``update_device`` after the id) only
-        while ``token`` holds the lease: the rows written, 0 when none was.
-
-        Raises:
-            AccountInUseError: the lease is known to be lost.
-        """
-        ...
-
-    def listing(self, device_id: int | None) -> tuple[str, tuple[Any, ...]]:
-        """A read-only statement (``$n`` placeholders) listing the leases of every
-        account, or of one: rows ``(device_id, holder, host, pid, expires_at)``."""
-        ...
-
-
 class Engine(Protocol):
     """What a dialect provides to the one SQL backend.
 
@@ -116,14 +86,21 @@ class Engine(Protocol):
         ...
 
     @property
-    def leases(self) -> Leases: ...
+    def leases(self) -> LeaseKeeper:
+        """The container's account leases (and the epochs that fence its writes)."""
+        ...
 
     def check_open(self) -> None:
         """Raise :class:`~wastore.BackendUnavailableError` once the store is closed."""
         ...
 
-    def transaction(self) -> AbstractAsyncContextManager[None]:
-        """The task's transaction; a nested block is a savepoint."""
+    def transaction(self, account: int | None = None) -> AbstractAsyncContextManager[None]:
+        """The task's transaction; a nested block is a savepoint.
+
+        ``account``: the account it is for. Transactions of one account run one at
+        a time (in every process), and if this container holds its lease, the
+        epoch is checked before the block runs (``AccountInUseError`` if lost).
+        """
         ...
 
     async def one(self, sql: str, args: Sequence[Any]) -> Any:
@@ -143,25 +120,48 @@ class Engine(Protocol):
         """The rows of ``stmt`` for every key (distinct keys), in one call."""
         ...
 
-    async def write(self, sql: str, args: Sequence[Any], *, idempotent: bool = True) -> int:
+    async def write(
+        self, sql: str, args: Sequence[Any], *, idempotent: bool = True, account: int | None = None
+    ) -> int:
         """One write statement, committed on return (or part of the task's
         transaction); the number of rows it touched. ``idempotent``: running it
-        twice is harmless, so it may run again when its outcome is unknown."""
+        twice is harmless, so it may run again when its outcome is unknown.
+        ``account``: the account it writes (its transactions in other tasks of this
+        process are waited for; the statement carries its own fence, if any)."""
         ...
 
-    async def write_returning(self, sql: str, args: Sequence[Any]) -> Any:
+    async def write_returning(
+        self, sql: str, args: Sequence[Any], *, account: int | None = None
+    ) -> Any:
         """One write statement returning at most one row; never run twice."""
         ...
 
-    async def batch(self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args = ()) -> None:
+    async def batch(
+        self,
+        stmt: Batch,
+        head: Args,
+        rows: Sequence[Args],
+        tail: Args = (),
+        *,
+        account: int | None = None,
+    ) -> None:
         """Write every row (``(*head, *row, *tail)``) in one transaction, in the
-        given order (callers sort by key). Nothing happens for no rows."""
+        given order (callers sort by key). Nothing happens for no rows.
+        ``account``: whose lease epoch fences it (checked at its start)."""
         ...
 
-    async def atomic(self, block: Block[T], *, items: int = 1, idempotent: bool = False) -> T:
+    async def atomic(
+        self,
+        block: Block[T],
+        *,
+        items: int = 1,
+        idempotent: bool = False,
+        account: int | None = None,
+    ) -> T:
         """Run ``block`` as one transaction (a savepoint inside the task's
         transaction). ``items``: about how many rows it touches; ``idempotent``:
-        it may run again when its outcome is unknown."""
+        it may run again when its outcome is unknown; ``account``: whose lease
+        epoch fences it (checked at its start)."""
         ...
 
     async def read_snapshot(self, statements: Statements) -> list[Rows]:

@@ -272,7 +272,13 @@ class Queries:
     )
     take_sent_message: str = _sql(
         "DELETE FROM {p}sent_messages WHERE device_id = $1 AND chat = $2 AND message_id = $3 "
-        "RETURNING payload"
+        "RETURNING payload, created_at"
+    )
+    # A take whose caller was cancelled after the delete puts the message back (unless a
+    # new one was stored under its id meanwhile).
+    restore_sent_message: str = _sql(
+        "INSERT INTO {p}sent_messages (device_id, chat, message_id, payload, created_at) VALUES "
+        "($1, $2, $3, $4, $5) ON CONFLICT (device_id, chat, message_id) DO NOTHING"
     )
     delete_expired_sent_messages: str = _sql(
         "DELETE FROM {p}sent_messages WHERE device_id = $1 AND created_at < $2"
@@ -334,12 +340,6 @@ class Queries:
         f"({', '.join(f'${i}' for i in range(1, len(DEVICE_COLUMNS) + 1))}) RETURNING id"
     )
     update_device: str = _sql(f"UPDATE {{p}}device SET {_DEVICE_SET} WHERE id = $1")
-    # Lease fencing: a process that lost the account lease cannot overwrite the
-    # device row of the process that took it over.
-    update_device_fenced: str = _sql(
-        f"UPDATE {{p}}device SET {_DEVICE_SET} WHERE id = $1 AND EXISTS "
-        f"(SELECT 1 FROM {{p}}leases WHERE device_id = $1 AND token = ${len(DEVICE_COLUMNS) + 2})"
-    )
     load_device: str = _sql(f"SELECT {_DEVICE_COLS} FROM {{p}}device WHERE id = $1")
     device_exists: str = _sql("SELECT 1 FROM {p}device WHERE id = $1")
     list_devices: str = _sql("SELECT id FROM {p}device ORDER BY id")
@@ -348,20 +348,6 @@ class Queries:
         "SELECT id FROM {p}device WHERE pn_user = $1 OR lid_user = $1 ORDER BY id LIMIT 1"
     )
     delete_device: str = _sql("DELETE FROM {p}device WHERE id = $1")
-    # -- leases -------------------------------------------------------------
-    get_lease: str = _sql(
-        "SELECT token, holder, host, pid, expires_at FROM {p}leases WHERE device_id = $1"
-    )
-    put_lease: str = _sql(
-        "INSERT INTO {p}leases (device_id, token, holder, host, pid, expires_at) VALUES ($1, $2, "
-        "$3, $4, $5, $6) ON CONFLICT (device_id) DO UPDATE SET token = excluded.token, holder = "
-        "excluded.holder, host = excluded.host, pid = excluded.pid, expires_at = "
-        "excluded.expires_at"
-    )
-    renew_lease: str = _sql(
-        "UPDATE {p}leases SET expires_at = $3 WHERE device_id = $1 AND token = $2"
-    )
-    release_lease: str = _sql("DELETE FROM {p}leases WHERE device_id = $1 AND token = $2")
 
     def __post_init__(self) -> None:
         prefix = check_prefix(self.prefix)
@@ -374,6 +360,11 @@ class Queries:
 
     def __repr__(self) -> str:
         return f"Queries({self.dialect!r}, {self.prefix!r})"
+
+    @classmethod
+    def statement_names(cls) -> list[str]:
+        """The names of the statement fields."""
+        return [f.name for f in fields(cls)[2:]]
 
 
 def to_sqlite(sql: str) -> str:

@@ -296,6 +296,27 @@ ALTER TABLE {p}device ADD COLUMN default_disappearing_timestamp {bigint};
 ALTER TABLE {p}device ADD COLUMN client_data {text};
 """
 
+# Leases that scale, and fence every write (see backends/sql/leases.py and
+# docs/postgres.md): each holder (one per open container) has one row in
+# lease_holders, renewed with one statement for all its accounts; an account's
+# lease row names its holder by token and carries the epoch that fences every
+# write of the holder. Released leases keep their row (token '') so the epoch
+# never repeats. Code of schema 4 would take such leases over as expired rows:
+# compat 5 keeps it out.
+_V5: Final = """
+ALTER TABLE {p}leases ADD COLUMN epoch {bigint} NOT NULL DEFAULT 0;
+ALTER TABLE {p}leases ADD COLUMN ttl {real} NOT NULL DEFAULT 0;
+CREATE INDEX {p}leases_by_token ON {p}leases (token);
+CREATE TABLE {p}lease_holders (
+    token {text} NOT NULL PRIMARY KEY,
+    host {text} NOT NULL,
+    pid {bigint} NOT NULL,
+    node {text} NOT NULL,
+    lock_key {bigint} NOT NULL,
+    renewed_at {real} NOT NULL
+);
+"""
+
 _VERSION_TABLE: Final = """
 CREATE TABLE {p}version (
     version {bigint} NOT NULL,
@@ -329,6 +350,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(3, 1, "account leases (one process per account)", _V3),
     Migration(4, 1, "device: platform, business name, pairing, account settings, client data", _V4),
+    Migration(5, 5, "lease epochs fencing every write; one lease-holder row per container", _V5),
 )
 
 LATEST: Final = MIGRATIONS[-1].version
@@ -357,6 +379,8 @@ TABLES: Final = (
     "leases",
 )
 ACCOUNT_TABLES: Final = TABLES[1:]
+OTHER_TABLES: Final = ("version", "lease_holders")
+"""The tables that are not one account's: the schema version and the lease holders."""
 
 
 def latest_ddl() -> str:

@@ -29,7 +29,7 @@ from .._common import several_accounts
 from . import codec, dump, migrate
 from .account import SqlAccount
 from .engine import Engine, Rows, Tx
-from .queries import Queries, to_sqlite
+from .queries import KeyRead, Queries, to_sqlite
 from .schema import Dialect
 
 
@@ -38,6 +38,18 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        q = engine.q
+        cols = ", ".join(codec.DEVICE_COLUMNS)
+        if q.dialect == "sqlite":
+            self._device_ids = KeyRead(f"SELECT id FROM {q.prefix}device WHERE id IN ({{inlist}})")
+            self._devices = KeyRead(
+                f"SELECT id, {cols} FROM {q.prefix}device WHERE id IN ({{inlist}})"
+            )
+        else:
+            self._device_ids = KeyRead(f"SELECT id FROM {q.prefix}device WHERE id = ANY($1)")
+            self._devices = KeyRead(
+                f"SELECT id, {cols} FROM {q.prefix}device WHERE id = ANY($1::bigint[])"
+            )
 
     @property
     def q(self) -> Queries:
@@ -110,6 +122,45 @@ class SqlStore:
         device_id = v.integer(device_id, "device_id", 1)
         if await self.engine.write(self.q.delete_device, (device_id,), idempotent=False) == 0:
             raise DeviceNotFoundError(device_id)
+
+    async def open_accounts(
+        self, device_ids: Sequence[int], *, lease: bool, holder: str, ttl: float
+    ) -> list[tuple[Device, str | None]]:
+        """What :meth:`wastore.PersistenceManager.open_many` needs, in batches: create the
+        missing device rows, take the leases (a thousand per transaction; all or none),
+        and load the devices. Returns ``(device, lease token)`` per id, in order.
+
+        Raises:
+            ValidationError: an id is not valid, or given twice.
+            AccountInUseError: another holder has one of the leases (none is taken).
+            CorruptRecordError: a device row cannot be decoded (the leases are released).
+        """
+        ids = [v.integer(i, "device_id", 1) for i in device_ids]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("open_many() was given the same account more than once")
+        holder = v.text(holder, "holder", max_len=256, allow_empty=False)
+        e = self.engine
+        found = {int(r[0]) for r in await e.by_keys(self._device_ids, (), ids)}
+        for missing in (i for i in ids if i not in found):
+            await self.backend(missing).create()
+        tokens: dict[int, str] = {}
+        if lease:
+            tokens = await e.leases.acquire_many(ids, holder, ttl)
+        try:
+            rows = await e.by_keys(self._devices, (), ids)
+            devices = {int(r[0]): codec.row_to_device(r[1:], int(r[0])) for r in rows}
+            for i in ids:
+                if i not in devices:
+                    raise DeviceNotFoundError(i, "the account was deleted while it was opened")
+        except BaseException:
+            if tokens:
+                await e.leases.release_many(tokens)
+            raise
+        return [(devices[i], tokens.get(i)) for i in ids]
+
+    async def release_leases(self, tokens: dict[int, str]) -> None:
+        """Release several leases of this container (device id -> token) in batches."""
+        await self.engine.leases.release_many(tokens)
 
     async def snapshot(self, device_id: int, name: str, extra: bytes | None) -> str:
         """Write a debug snapshot for the account; return where it went."""

@@ -25,7 +25,17 @@ Design (chosen by measurement, see ``benchmarks/sqlite_designs.py`` and
 - **Transactions** begin in :meth:`SqliteEngine._begin` and commit in
   :meth:`SqliteEngine._commit` (``transaction()`` blocks and atomic calls
   alike); a single write outside them commits as its own implicit
-  transaction.
+  transaction. A transaction holds the writer, so transactions of one
+  container run one at a time (those of other processes wait for SQLite's
+  write lock): a read-modify-write inside ``transaction()`` never loses an
+  update. A wait for the writer lasts at most ``lock_timeout`` (30 s), then
+  :class:`BackendUnavailableError` names the task holding it. A task started
+  inside a transaction may read but not write while it is open
+  (:mod:`wastore.backends._txn`).
+- **Fencing**: a transaction or an atomic call on an account whose lease this
+  container holds reads the lease epoch right after ``BEGIN IMMEDIATE``
+  (:meth:`SqliteEngine._check_fence`); single-statement writes carry the check
+  in the statement (:mod:`wastore.backends.sql.fence`).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -89,11 +100,14 @@ class SqliteEngine:
         self.q = Queries("sqlite", options.prefix)
         self.dq = dialect_queries(self.q)
         self.leases = SqliteLeases(self)
+        self.lock_timeout = _txn.DEFAULT_LOCK_TIMEOUT
         self._w: Conn | None = None
         self._r: Conn | None = None
         self._bg: Conn | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wastore-sqlite")
         self._wlock = asyncio.Lock()
+        # Who holds the writer: (task, account, since), for the error of a wait that times out.
+        self._wholder: tuple[asyncio.Task[Any] | None, int | None, float] | None = None
         self._closed = False
         self._commits = 0
         self._checkpoint: asyncio.Future[Any] | None = None
@@ -197,9 +211,11 @@ class SqliteEngine:
         return sum(c is not None for c in (self._w, self._r, self._bg))
 
     async def close(self) -> None:
-        """Wait for open transactions, checkpoint the WAL and close. Safe to call twice."""
+        """Release the leases, wait for open transactions, checkpoint the WAL and close.
+        Safe to call twice."""
         if self._closed:
             return
+        await self.leases.close()
         async with self._wlock:
             self._closed = True
             if self._checkpoint is not None:
@@ -232,7 +248,7 @@ class SqliteEngine:
         (a reader connection's cache is dropped whenever the writer commits) — else
         the reader, which never sees another task's uncommitted writes.
         """
-        st = _txn.current(self)
+        st = _txn.current(self, read=True)
         if st is not None:
             conn: Conn = st.data
             return conn
@@ -291,7 +307,7 @@ class SqliteEngine:
     async def _read_big(self, fn: Callable[[Conn], T]) -> T:
         """A large read on the worker thread: in the task's transaction, or on the
         worker's reader."""
-        st = _txn.current(self)
+        st = _txn.current(self, read=True)
         self.check_open()
         conn: Conn | None = st.data if st is not None else self._bg
         assert conn is not None
@@ -320,7 +336,9 @@ class SqliteEngine:
         return sql
 
     # -- writes ------------------------------------------------------------
-    async def write(self, sql: str, args: Sequence[Any], *, idempotent: bool = True) -> int:
+    async def write(
+        self, sql: str, args: Sequence[Any], *, idempotent: bool = True, account: int | None = None
+    ) -> int:
         st = _txn.current(self)
         if st is not None:
             return await self._in_txn(st.data, lambda c: c.execute(sql, args).rowcount)
@@ -340,19 +358,29 @@ class SqliteEngine:
         self._committed()
         return n
 
-    async def write_returning(self, sql: str, args: Sequence[Any]) -> Any:
+    async def write_returning(
+        self, sql: str, args: Sequence[Any], *, account: int | None = None
+    ) -> Any:
         return await self._atomic(lambda c: c.execute(sql, args).fetchone())
 
-    async def batch(self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args = ()) -> None:
+    async def batch(
+        self,
+        stmt: Batch,
+        head: Args,
+        rows: Sequence[Args],
+        tail: Args = (),
+        *,
+        account: int | None = None,
+    ) -> None:
         if not rows:
             return
         if stmt.mode == "rows":
             await self._atomic(
-                lambda c: self._upsert_many(c, stmt.sql, head, rows, tail), len(rows)
+                lambda c: self._upsert_many(c, stmt.sql, head, rows, tail), len(rows), account
             )
         elif stmt.mode == "each":
             full = [(*head, *r, *tail) for r in rows]
-            await self._atomic(lambda c: c.executemany(stmt.sql, full), len(rows))
+            await self._atomic(lambda c: c.executemany(stmt.sql, full), len(rows), account)
         else:
             raise ValueError(f"SQLite runs no {stmt.mode!r} batch")
 
@@ -379,26 +407,37 @@ class SqliteEngine:
                 text = self._sql[key] = multi_row_sql(sql, size)
             conn.execute(text, params)
 
-    async def atomic(self, block: Block[T], *, items: int = 1, idempotent: bool = False) -> T:
-        return await self._atomic(lambda c: run_now(block(Tx(c))), items)
+    async def atomic(
+        self,
+        block: Block[T],
+        *,
+        items: int = 1,
+        idempotent: bool = False,
+        account: int | None = None,
+    ) -> T:
+        return await self._atomic(lambda c: run_now(block(Tx(c))), items, account)
 
     def unique_violation(self, err: BaseException | None) -> bool:
         return isinstance(err, sqlite3.IntegrityError) and "UNIQUE" in str(err)
 
     # -- the execution core ------------------------------------------------
-    async def _atomic(self, fn: Callable[[Conn], T], items: int = 1) -> T:
-        """Run ``fn(writer)`` as one transaction (a savepoint inside the task's transaction)."""
+    async def _atomic(
+        self, fn: Callable[[Conn], T], items: int = 1, account: int | None = None
+    ) -> T:
+        """Run ``fn(writer)`` as one transaction (a savepoint inside the task's
+        transaction), fenced by ``account``'s lease if this container holds it."""
         st = _txn.current(self)
         if st is not None:
-            return await self._in_txn(st.data, fn, items)
+            return await self._in_txn(st.data, fn, items, account)
         self.check_open()
         offload = items > OFFLOAD_ITEMS or not self._inline_commits
-        async with self._wlock:
+        async with self._writer(account):
             self.check_open()
             w = self._w
             assert w is not None
             await self._begin(w)
             try:
+                self._check_fence(w, account)
                 result = await self._run(lambda: fn(w), offload)
             except BaseException as err:
                 await self._rollback(w, offload)
@@ -408,11 +447,14 @@ class SqliteEngine:
             await self._commit(w, offload)
         return result
 
-    async def _in_txn(self, conn: Conn, fn: Callable[[Conn], T], items: int = 1) -> T:
+    async def _in_txn(
+        self, conn: Conn, fn: Callable[[Conn], T], items: int = 1, account: int | None = None
+    ) -> T:
         """Run ``fn`` inside the open transaction, undone on failure (a savepoint)."""
         offload = items > OFFLOAD_ITEMS
         if offload:
             self._big_txn = True
+        self._check_fence(conn, account)
 
         def body() -> T:
             conn.execute("SAVEPOINT wastore_call")
@@ -465,6 +507,43 @@ class SqliteEngine:
                     raise translate(again, "read") from again
                 err = again
 
+    @asynccontextmanager
+    async def _writer(self, account: int | None) -> AsyncIterator[None]:
+        """Hold the writer (waiting at most ``lock_timeout`` for another task's transaction)."""
+        lock = self._wlock
+        if lock.locked():
+            try:
+                async with asyncio.timeout(self.lock_timeout):
+                    await lock.acquire()
+            except TimeoutError:
+                held = self._wholder
+                holder = "another task" if held is None else _txn.describe_holder(*held)
+                raise _txn.wait_timeout(
+                    f"the writer of the SQLite store {str(self.path)!r}", holder, self.lock_timeout
+                ) from None
+        else:
+            await lock.acquire()
+        self._wholder = (asyncio.current_task(), account, time.monotonic())
+        try:
+            yield
+        finally:
+            self._wholder = None
+            lock.release()
+
+    def _check_fence(self, conn: Conn, account: int | None) -> None:
+        """Inside a write transaction: raise AccountInUseError if this container holds
+        ``account``'s lease and another holder took it over (nothing written yet)."""
+        if account is None:
+            return
+        epoch = self.leases.fence(account)
+        if epoch is None:
+            return
+        try:
+            row = conn.execute(self.leases.check_sql, (account,)).fetchone()
+        except sqlite3.Error as err:
+            raise translate(err, "lease check") from err
+        self.leases.check_row(account, epoch, row)
+
     async def _begin(self, w: Conn) -> None:
         try:
             w.execute("BEGIN IMMEDIATE")
@@ -515,10 +594,11 @@ class SqliteEngine:
             log.warning("background WAL checkpoint failed: %s", err)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def transaction(self, account: int | None = None) -> AsyncIterator[None]:
         st = _txn.current(self)
         if st is not None:
             conn: Conn = st.data
+            self._check_fence(conn, account)
             name = f"wastore_sp{st.depth}"
             conn.execute(f"SAVEPOINT {name}")
             st.depth += 1
@@ -534,21 +614,26 @@ class SqliteEngine:
                 st.depth -= 1
             return
         self.check_open()
-        async with self._wlock:
+        async with self._writer(account):
             self.check_open()
             w = self._w
             assert w is not None
             await self._begin(w)
+            try:
+                self._check_fence(w, account)
+            except BaseException:
+                await self._rollback(w, False)
+                raise
             self._big_txn = False
-            state: _txn.TxnState[Conn] = _txn.TxnState(self, w)
+            state: _txn.TxnState[Conn] = _txn.TxnState(self, w, account)
             token = _txn.push(state)
             try:
                 yield
             except BaseException:
+                _txn.pop(token, state)
                 await self._rollback(w, self._big_txn)
                 raise
-            finally:
-                _txn.pop(token)
+            _txn.pop(token, state)
             await self._commit(w, self._big_txn)
 
     async def vacuum_into(self, target: Path) -> None:

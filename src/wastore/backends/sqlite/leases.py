@@ -1,89 +1,75 @@
-"""Account leases on SQLite: a row per leased account (token, holder, host, pid, expiry).
+"""Account leases on SQLite: the shared lease table, this host's clock, pids.
 
-A second opener gets :class:`~wastore.AccountInUseError` naming the holder
-while the lease has not expired and its process lives; a lease whose process
-died on this host is taken over at once, and an expired one by anybody.
-Device saves through a leased backend are fenced: the UPDATE only happens
-while the lease row still holds this token.
+Everything but liveness is :class:`~wastore.backends.sql.leases.LeaseKeeper`'s.
+Every process that shares a database file runs on one host, so expiries use
+this host's clock. A holder whose lease has not expired is known to be gone
+only when it ran on this kernel, in this PID namespace
+(:func:`~wastore.backends.sql.leases.node_identity`), and its pid no longer
+exists: then its leases are taken over at once instead of after their ttl. A
+holder in another PID namespace (a container, ``unshare --pid``) is never
+judged by its pid: its pid means nothing here, so its leases wait for their
+expiry.
+
+The renewal is one commit per interval for all of a container's accounts.
 """
 
 from __future__ import annotations
 
-import errno
-import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ...errors import AccountInUseError, DeviceNotFoundError
 from ..sql.engine import Tx
+from ..sql.leases import HOST, STALE_HOLDER, LeaseKeeper, LeaseRow, in_list, pid_alive
+from ..sql.queries import to_sqlite
 
 if TYPE_CHECKING:
     from .engine import SqliteEngine
 
-log = logging.getLogger("wastore.sqlite")
-
-HOST: Final = socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host with that id still runs."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError as err:
-        return err.errno != errno.ESRCH
-    return True
+IDS_PER_STATEMENT: Final = 500
+"""Ids bound in one statement (far below SQLite's parameter limit)."""
 
 
-class SqliteLeases:
-    """The lease rows of one database."""
+class SqliteLeases(LeaseKeeper):
+    """The leases of one SQLite container."""
 
     def __init__(self, engine: SqliteEngine) -> None:
-        self._e = engine
-        self._q = engine.q
+        super().__init__(engine, engine.q)
+        p = engine.q.prefix
+        self._register_sql = to_sqlite(
+            f"INSERT INTO {p}lease_holders (token, host, pid, node, lock_key, renewed_at) "
+            "VALUES ($1, $2, $3, $4, 0, $5)"
+        )
+        self._renew_sql = to_sqlite(f"UPDATE {p}lease_holders SET renewed_at = $2 WHERE token = $1")
+        self._cleanup_sql = to_sqlite(
+            f"DELETE FROM {p}lease_holders WHERE renewed_at < $1 AND NOT EXISTS "
+            f"(SELECT 1 FROM {p}leases l WHERE l.token = {p}lease_holders.token)"
+        )
 
-    async def acquire(self, device_id: int, holder: str, ttl: float) -> str:
-        token = uuid.uuid4().hex
-        q = self._q
-        pid = os.getpid()
+    async def _now(self, tx: Tx) -> float:
+        return time.time()
 
-        async def take(tx: Tx) -> None:
-            row = await tx.one(q.get_lease, (device_id,))
-            now = time.time()
-            if row is not None:
-                _, their_holder, host, their_pid, expires_at = row
-                dead = host == HOST and not pid_alive(int(their_pid))
-                if expires_at > now and not dead:
-                    raise AccountInUseError(
-                        device_id, str(their_holder), f"lease expires in {expires_at - now:.0f}s"
-                    )
-                log.info("account %s: taking over the expired lease of %s", device_id, their_holder)
-            await tx.write(q.put_lease, (device_id, token, holder, HOST, pid, now + ttl))
+    def _id_statements(self, template: str, ids: Sequence[int]) -> list[tuple[str, list[Any]]]:
+        out = []
+        for start in range(0, len(ids), IDS_PER_STATEMENT):
+            chunk = list(ids[start : start + IDS_PER_STATEMENT])
+            out.append((template.replace("{ids}", in_list(chunk)), chunk))
+        return out
 
-        try:
-            await self._e.atomic(take)
-        except DeviceNotFoundError as err:  # the lease row's foreign key
-            raise DeviceNotFoundError(device_id) from err.__cause__
-        return token
+    async def _gone(self, tx: Tx, rows: Sequence[LeaseRow]) -> set[str]:
+        node = self.node
+        if not node:
+            return set()
+        return {
+            r.token
+            for r in rows
+            if r.holder_token is not None and r.node == node and not pid_alive(r.pid)
+        }
 
-    async def renew(self, device_id: int, token: str, ttl: float) -> bool:
-        return await self._e.write(self._q.renew_lease, (device_id, token, time.time() + ttl)) == 1
+    async def _register(self) -> None:
+        now = time.time()
+        await self._e.write(self._cleanup_sql, (now - STALE_HOLDER,))
+        await self._e.write(self._register_sql, (self.token, HOST, self.pid, self.node, now))
 
-    async def release(self, device_id: int, token: str) -> None:
-        await self._e.write(self._q.release_lease, (device_id, token))
-
-    async def save_device(self, device_id: int, token: str, row: Sequence[Any]) -> int:
-        return await self._e.write(self._q.update_device_fenced, (device_id, *row, token))
-
-    def listing(self, device_id: int | None) -> tuple[str, tuple[Any, ...]]:
-        q = f"SELECT device_id, holder, host, pid, expires_at FROM {self._q.prefix}leases"
-        if device_id is not None:
-            return q + " WHERE device_id = $1", (device_id,)
-        return q + " ORDER BY device_id", ()
+    async def _renew(self) -> int:
+        return await self._e.write(self._renew_sql, (self.token, time.time()))
