@@ -14,6 +14,8 @@ in memory after decrypting). What one operation is:
   identity key: one SELECT), ``loadSession(user, device)`` (SELECT and parse of
   the record), ``storeSession(user, device, SessionRecord)`` (DELETE + commit,
   serialize, INSERT + commit: that is how yowsup replaces a session).
+- W6: the conversation of ``_axolotl_conversation.py`` (encrypt, decrypt, both
+  ways) on two ``LiteAxolotlStore`` files, and on ``InMemoryAxolotlStore``.
 - W3: 812 x ``storePreKey(id, PreKeyRecord)`` (yowsup has no batch; its own
   ``level_prekeys`` stores them one by one, each committed),
   ``preKeyStore.setAsSent(ids)`` (one commit), then 812 x (``loadPreKey(id)``,
@@ -274,19 +276,49 @@ def w3(args: argparse.Namespace, header: dict[str, Any], sec: dict[str, bytes]) 
     return {"runs": runs, "ops": args.cycles, "record_bytes": statistics.mean(sizes)}
 
 
+def w6(args: argparse.Namespace) -> dict[str, Any]:
+    """W6 (see ``_axolotl_conversation.py``): yowsup's ``LiteAxolotlStore`` for both
+    parties, and python-axolotl's ``InMemoryAxolotlStore`` in this same environment
+    (its ceiling here: python-axolotl and protobuf differ from wastore's), interleaved."""
+    conv: Any = importlib.import_module("_axolotl_conversation")  # beside this file
+    Conversation, own_bundle = conv.Conversation, conv.own_bundle
+
+    lite: Any = importlib.import_module("yowsup.axolotl.store.sqlite.liteaxolotlstore")
+    memory: Any = importlib.import_module("axolotl.tests.inmemoryaxolotlstore")
+    alice = lite.LiteAxolotlStore(os.path.join(args.dir, "yowsup-w6-alice.db"))
+    bob = lite.LiteAxolotlStore(os.path.join(args.dir, "yowsup-w6-bob.db"))
+    talks = {"yowsup": Conversation(alice, bob, own_bundle(bob))}
+    a, b = memory.InMemoryAxolotlStore(), memory.InMemoryAxolotlStore()
+    talks["memory"] = Conversation(a, b, own_bundle(b))
+    for talk in talks.values():
+        talk.run(args.warmup)
+    rates: dict[str, list[float]] = {name: [] for name in talks}
+    names = list(talks)
+    for rep in range(args.reps):
+        for name in names[rep % 2 :] + names[: rep % 2]:
+            gc.collect()
+            t0 = time.perf_counter()
+            talks[name].run(args.ops)
+            rates[name].append(args.ops / (time.perf_counter() - t0))
+    return {"runs": rates["yowsup"], "ops": args.ops, "memory_runs": rates["memory"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["W1d", "W1d-rows", "W3"])
-    ap.add_argument("--data", required=True)
+    ap.add_argument("workload", choices=["W1d", "W1d-rows", "W3", "W6"])
+    ap.add_argument("--data", default="")
     ap.add_argument("--dir", required=True)
     ap.add_argument("--ops", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--cycles", type=int, default=1)
     args = ap.parse_args()
-    header, sec = read_data(args.data)
-    fn = {"W1d": w1d, "W1d-rows": w1d_rows, "W3": w3}[args.workload]
-    out = fn(args, header, sec)
+    if args.workload == "W6":
+        out = w6(args)
+    else:
+        header, sec = read_data(args.data)
+        fn = {"W1d": w1d, "W1d-rows": w1d_rows, "W3": w3}[args.workload]
+        out = fn(args, header, sec)
     out["python"] = sys.version.split()[0]
     try:
         from importlib.metadata import version

@@ -11,8 +11,21 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final
 
-WORKLOADS: Final = ("W1d", "W1c", "W1w", "W2", "W3", "W4", "W5", "W7", "W8")
-PROCESS_WORKLOADS: Final = frozenset({"W5", "W7", "W8"})
+WORKLOADS: Final = (
+    "W1d",
+    "W1c",
+    "W1w",
+    "W2",
+    "W3",
+    "W4",
+    "W5",
+    "W6",
+    "W6-pywhats",
+    "W6-pyaileys",
+    "W7",
+    "W8",
+)
+PROCESS_WORKLOADS: Final = frozenset({"W5", "W6", "W6-pywhats", "W6-pyaileys", "W7", "W8"})
 """Workloads timed in child processes of their own (not by the in-process runners)."""
 
 WHAT: Final[dict[str, str]] = {
@@ -24,6 +37,9 @@ WHAT: Final[dict[str, str]] = {
     "W3": "store 812 pre-keys (1 batch), mark uploaded, 812 x (load_prekey, remove_prekey)",
     "W4": "put 50,000 MACs in batches of 500, then 50 x get_mutation_macs of 1,000 (half present)",
     "W5": "open container, then per account: PersistenceManager.open + snapshot + get_session",
+    "W6": "python-axolotl: encrypt + flush, decrypt + flush, alternating directions (ratchets)",
+    "W6-pywhats": "a pywhats client's 1:1 and group conversation through pywhats' fake server",
+    "W6-pyaileys": "pyaileys' SignalRepository: encrypt, decrypt, alternating directions",
     "W7": "open N accounts with their leases (PersistenceManager.open_many), then sit idle",
     "W8": "1, 2, 4 processes x 1,000 leased accounts on one PostgreSQL: W1 messages (fenced)",
 }
@@ -37,6 +53,9 @@ UNITS: Final[dict[str, str]] = {
     "W3": "refills/s",
     "W4": "syncs/s",
     "W5": "accounts/s",
+    "W6": "msgs/s",
+    "W6-pywhats": "msgs/s",
+    "W6-pyaileys": "msgs/s",
     "W7": "accounts/s",
     "W8": "messages/s",
 }
@@ -85,6 +104,15 @@ class Sizes:
     w5_record: int = 1200
     w5_runs: int = 5
     pg_pool_size: int = 10
+    # W6 (clients)
+    w6_messages: int = 400
+    w6_messages_yowsup: int = 100
+    """yowsup fsyncs several commits per message: it runs fewer, same rate."""
+    w6_warmup: int = 40
+    w6_pywhats_rounds: int = 100
+    """1:1 rounds of W6-pywhats (two messages each); then ``w6_pywhats_group`` group rounds."""
+    w6_pywhats_group: int = 30
+    w6_pyaileys_messages: int = 400
     # W7
     w7_accounts: tuple[int, ...] = (1000, 10_000, 50_000)
     w7_runs: int = 3
@@ -120,14 +148,20 @@ QUICK: Final = FULL.scaled(
     w4_macs=10_000,
     w4_gets=10,
     w5_runs=3,
+    w6_messages=100,
+    w6_messages_yowsup=40,
+    w6_warmup=10,
+    w6_pywhats_rounds=30,
+    w6_pywhats_group=10,
+    w6_pyaileys_messages=100,
     w7_accounts=(1000, 5000),
     w7_runs=1,
     w7_idle=10.0,
     w8_ops=1500,
 )
-"""``--quick``: a fifth of the W1/W2 operations, 10,000 MACs in W4, 3 W5 runs; W7 opens
-1,000 and 5,000 accounts once each and measures 10 s of idle; W8 sends 1,500 messages per
-process; same data sizes."""
+"""``--quick``: a fifth of the W1/W2 operations, 10,000 MACs in W4, 3 W5 runs, a quarter of the
+W6 messages; W7 opens 1,000 and 5,000 accounts once each and measures 10 s of idle; W8 sends
+1,500 messages per process; same data sizes."""
 
 
 def tiny() -> Sizes:
@@ -151,6 +185,12 @@ def tiny() -> Sizes:
         w5_accounts=20,
         w5_sessions=3,
         w5_runs=1,
+        w6_messages=10,
+        w6_messages_yowsup=5,
+        w6_warmup=2,
+        w6_pywhats_rounds=3,
+        w6_pywhats_group=1,
+        w6_pyaileys_messages=10,
         w7_accounts=(30, 60),
         w7_runs=1,
         w7_idle=0.3,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import raw_sqlite, report, store_workloads
+from . import clients, raw_sqlite, report, store_workloads
 from .config import PROCESS_WORKLOADS, Sizes
 from .data import W5Data, write_file
 from .measure import Result, Runner, interleaved
@@ -654,6 +654,7 @@ def run(o: Options) -> dict[str, Any]:
             )
         results += _postgres_section(data, o, meta, log)
         results += _peers(data, o, tmp, meta, log)
+        results += clients.run(o.sizes, o.workloads, o.impls, tmp, o.cache, meta, log)
     meta["seconds"] = round(time.monotonic() - t0, 1)
     meta["machine"]["loadavg_end"] = report.machine().get("loadavg")
     gl = report.goals(results)

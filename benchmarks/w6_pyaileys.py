@@ -1,6 +1,7 @@
 """W6-pyaileys: pyaileys' Signal repository on its own store and on wastore, side by side.
 
-    python benchmarks/w6_pyaileys.py [--messages 400] [--runs 5] [--group-every 4]
+    python -m benchmarks --only W6-pyaileys       # in the harness's table, with its goal
+    python -m benchmarks.w6_pyaileys [--messages 400] [--runs 5] [--group-every 4]
                                      [--url postgresql://...] [--no-postgres] [--json FILE]
 
 Two pyaileys clients (Alice and Bob, each a ``SignalRepository`` over an auth
@@ -53,6 +54,19 @@ BOB = "15550000002:7@s.whatsapp.net"
 GROUP = "120363000000000001@g.us"
 BASELINE = "MultiFileAuthState"
 GOAL = 3.0
+IMPL_IDS = {
+    "memory": "dict",
+    BASELINE: "multifile",
+    "wastore SQLite": "sqlite",
+    "wastore PostgreSQL": "postgres",
+}
+"""The harness's implementation ids of the auth states."""
+NOTES = {
+    "memory": "a dict, as pyaileys' own tests use: nothing durable (the ceiling)",
+    BASELINE: "pyaileys' default: one JSON file per key",
+    "wastore SQLite": "WastoreAuthState: every keys.set() a committed transaction",
+    "wastore PostgreSQL": "WastoreAuthState on PostgreSQL",
+}
 
 
 class DictKeys:
@@ -303,6 +317,7 @@ async def measure(
                 print(
                     f"  run {run + 1}/{runs}  {workload:12} {name:20} {rate:8.1f} msgs/s"
                     f"  {store_ms:7.3f} ms/msg in the store",
+                    file=sys.stderr,
                     flush=True,
                 )
     return results
@@ -387,12 +402,30 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         pg_url = url
         stores["wastore PostgreSQL"] = wastore_setup(lambda _folder: pg_url)
     try:
-        workloads = {"1:1": 0, "with groups": args.group_every}
+        workloads = {"1:1": 0}
+        if not args.harness:
+            workloads["with groups"] = args.group_every
         with tempfile.TemporaryDirectory(prefix="w6-pyaileys-") as tmp:
             results = await measure(stores, workloads, args.messages, args.runs, Path(tmp))
     finally:
         if cluster is not None:
             cluster.destroy()
+    if args.harness:
+        return {
+            "results": [
+                {
+                    "impl": IMPL_IDS[name],
+                    "runs": [rate for rate, _ in runs],
+                    "ops": args.messages,
+                    "note": NOTES[name],
+                    "extra": {
+                        "store_ms_per_msg": round(statistics.median(ms for _, ms in runs), 4)
+                    },
+                }
+                for name, runs in results["1:1"].items()
+            ],
+            **info,
+        }
     return report(results, args, info)
 
 
@@ -405,7 +438,14 @@ if __name__ == "__main__":
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--fsync", action="store_true", help="throwaway cluster with fsync=on")
     ap.add_argument("--json", type=Path, help="write the figures as JSON here")
+    ap.add_argument(
+        "--harness",
+        action="store_true",
+        help="the 1:1 workload only, and one JSON line for the harness on stdout",
+    )
     arguments = ap.parse_args()
     out = asyncio.run(main(arguments))
-    if arguments.json:
+    if arguments.harness:
+        print(json.dumps(out))
+    elif arguments.json:
         arguments.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -1,6 +1,7 @@
 """W6-pywhats: a pywhats conversation on pywhats' own store and on wastore, side by side.
 
-    python benchmarks/w6_pywhats.py [--runs 3] [--messages 100] [--group 30]
+    python -m benchmarks --only W6-pywhats        # in the harness's table, with its goal
+    python -m benchmarks.w6_pywhats [--runs 3] [--messages 100] [--group 30]
                                     [--no-postgres] [--url postgresql://...] [--json PATH]
 
 One real ``pywhats.Client`` talks to a peer through pywhats' fake WhatsApp
@@ -23,9 +24,12 @@ both ways). The client's state is kept, in turn, by:
   started with ``initdb``, ``fsync=off`` unless ``--fsync``; or
   ``--url``/``WASTORE_TEST_POSTGRES_URL``).
 
-Every store call is committed before it returns in all of them. The fake server
-and the peer run in the same process and event loop as the client (as in
-pywhats' own tests), so their work is in every figure alike.
+pywhats' own store commits every call before it returns. ``WastoreClient``
+keeps sessions, identities and sender keys in a SignalCache on pywhats' own
+thread and commits them before any frame goes to the server (the ciphertext
+of a message, the receipt of a decrypted one); everything else it commits per
+call. The fake server and the peer run in the same process and event loop as
+the client (as in pywhats' own tests), so their work is in every figure alike.
 
 Figures, per variant, medians of ``--runs`` runs, the variants interleaved
 (the order rotates each run): messages per second over the whole
@@ -72,6 +76,19 @@ PEER = PwJID(user="15559990000", server="s.whatsapp.net", device=1)
 GROUP = PwJID(user="120363000000000000", server="g.us")
 VARIANTS = ("pywhats-sqlite", "wastore-sqlite", "wastore-sqlite-full", "wastore-postgres")
 REFERENCE = "pywhats-sqlite"
+IMPL_IDS = {
+    "pywhats-sqlite": "pywhats-sqlite",
+    "wastore-sqlite": "sqlite",
+    "wastore-sqlite-full": "sqlite-full",
+    "wastore-postgres": "postgres",
+}
+"""The harness's implementation ids of the variants."""
+NOTES = {
+    "pywhats-sqlite": "pywhats' own store: every call committed (fsync: synchronous=FULL)",
+    "wastore-sqlite": "WastoreClient: buffered on pywhats' thread, committed before each send",
+    "wastore-sqlite-full": "the same with synchronous=FULL (fsync per commit)",
+    "wastore-postgres": "WastoreClient on PostgreSQL",
+}
 
 
 class LagMonitor:
@@ -292,6 +309,27 @@ def report(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return rows
 
 
+def harness_output(results: dict[str, list[dict[str, Any]]], messages: int) -> dict[str, Any]:
+    """The figures as the harness reads them (one JSON line on stdout)."""
+    out = []
+    for variant, runs in results.items():
+        out.append(
+            {
+                "impl": IMPL_IDS[variant],
+                "runs": [r["msgs_per_s"] for r in runs],
+                "ops": messages,
+                "note": NOTES[variant],
+                "extra": {
+                    k: round(median_of(runs, k), 3)
+                    for k in ("lag_p50_ms", "lag_p99_ms", "one_to_one_msgs_per_s")
+                }
+                if runs
+                else {},
+            }
+        )
+    return {"results": out, "pywhats": pywhats.__version__}
+
+
 async def main(args: argparse.Namespace) -> None:
     variants = [v for v in VARIANTS if not (args.no_postgres and v == "wastore-postgres")]
     pg = None
@@ -312,6 +350,10 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         if pg is not None:
             pg.close()
+    if args.harness:
+        line = json.dumps(harness_output(results, 2 * (args.messages + args.group)))
+        print(line)
+        return
     rows = report(results)
     out = {
         "benchmark": "W6-pywhats",
@@ -341,6 +383,9 @@ if __name__ == "__main__":
     parser.add_argument("--url", help="a PostgreSQL server URL (a role with CREATEDB)")
     parser.add_argument("--fsync", action="store_true", help="the throwaway cluster syncs")
     parser.add_argument("--json", default="bench-results/w6_pywhats.json", help="where to write")
+    parser.add_argument(
+        "--harness", action="store_true", help="print one JSON line for the harness instead"
+    )
     arguments = parser.parse_args()
     arguments.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     asyncio.run(main(arguments))

@@ -44,6 +44,13 @@ class Counting:
         async with self.inner.transaction():
             yield
 
+    async def put_session(self, address: str, record: bytes) -> None:
+        # A flush of a single entry commits it with the single-row method.
+        self.calls["put_session"] += 1
+        if self.fail:
+            raise wastore.BackendUnavailableError("injected")
+        await self.inner.put_session(address, record)
+
     async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         self.calls["put_sessions_batch"] += 1
         if self.batch_delay:
@@ -373,3 +380,53 @@ async def test_a_load_racing_a_flush_and_eviction_does_not_cache_a_stale_value(
     await cache.flush()
     await reading
     assert await cache.get_session(A) == b"v1"
+
+
+async def test_session_addresses_of_a_user_see_buffered_writes_without_a_flush(
+    backend: Counting,
+) -> None:
+    u = "15551234567"
+    await backend.inner.put_session(f"{u}:1@s.whatsapp.net", b"stored")
+    await backend.inner.put_session(f"{u}:2@s.whatsapp.net", b"stored")
+    cache = SignalCache(backend)  # type: ignore[arg-type]
+    await cache.put_session(f"{u}:3@s.whatsapp.net", b"buffered")
+    await cache.delete_session(f"{u}:1@s.whatsapp.net")
+    await cache.put_session("1555123456:4@s.whatsapp.net", b"another user")
+    assert await cache.get_session_addresses(u) == [
+        f"{u}:2@s.whatsapp.net",
+        f"{u}:3@s.whatsapp.net",
+    ]
+    assert backend.calls["transaction"] == 0 and cache.flushes == 0  # nothing committed
+
+    class Boom(Exception):
+        pass
+
+    async def block() -> None:
+        async with cache.transaction():
+            await cache.put_session(f"{u}@s.whatsapp.net", b"in the block")
+            await cache.delete_session(f"{u}:2@s.whatsapp.net")
+            assert await cache.get_session_addresses(u) == [
+                f"{u}:3@s.whatsapp.net",
+                f"{u}@s.whatsapp.net",
+            ]
+            # Another task sees the state without the block's writes (and does not
+            # wait for the block).
+            other = await asyncio.create_task(_addresses(cache, u))
+            assert other == [f"{u}:2@s.whatsapp.net", f"{u}:3@s.whatsapp.net"]
+            raise Boom
+
+    with pytest.raises(Boom):
+        await block()
+    assert await cache.get_session_addresses(u) == [
+        f"{u}:2@s.whatsapp.net",
+        f"{u}:3@s.whatsapp.net",
+    ]
+    await cache.flush()
+    assert await backend.inner.get_session_addresses(u) == [
+        f"{u}:2@s.whatsapp.net",
+        f"{u}:3@s.whatsapp.net",
+    ]
+
+
+async def _addresses(cache: SignalCache, user: str) -> list[str]:
+    return await cache.get_session_addresses(user)

@@ -16,6 +16,8 @@ from wastore.interop.axolotl import (
     sender_key_name,
     signal_address,
 )
+from wastore.interop.axolotl._addresses import device_of, user_devices
+from wastore.jid import MAX_DEVICE
 
 from axolotl.axolotladdress import AxolotlAddress  # isort: skip
 from axolotl.groups.senderkeyname import SenderKeyName  # isort: skip
@@ -119,3 +121,25 @@ def test_every_spelling_of_a_device_is_one_address(user: str, server: str, devic
     a = axolotl_address(jid)
     assert signal_address(a.getName(), a.getDeviceId()) == expected
     assert (device, expected) in device_candidates(f"{user}@{server}")
+
+
+def test_device_of_an_address() -> None:
+    user = JID.parse("15550000001@s.whatsapp.net")
+    assert device_of("15550000001@s.whatsapp.net", user) == 0
+    assert device_of("15550000001:7@s.whatsapp.net", user) == 7
+    assert device_of(f"15550000001:{MAX_DEVICE}@s.whatsapp.net", user) == MAX_DEVICE
+    for other in (
+        "15550000001:7@lid",  # another server
+        "155500000012@s.whatsapp.net",  # another user with the same prefix
+        "15550000001:07@s.whatsapp.net",  # not how a signal address spells a device
+        "15550000001:@s.whatsapp.net",
+        "15550000001:x@s.whatsapp.net",
+        f"15550000001:{MAX_DEVICE + 1}@s.whatsapp.net",
+        "15550000001:\u0664@s.whatsapp.net",  # a non-ASCII digit
+    ):
+        assert device_of(other, user) is None, other
+    assert user_devices("15550000001") == (user, None)
+    assert user_devices("15550000001:3@s.whatsapp.net") == (
+        JID.parse("15550000001:3@s.whatsapp.net"),
+        "15550000001:3@s.whatsapp.net",
+    )

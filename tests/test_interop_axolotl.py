@@ -481,8 +481,19 @@ def test_sub_device_sessions_and_delete_all(world: World) -> None:
     for device in (0, 2, 7):
         alice.storeSession("15550000009", device, record)
     alice.storeSession("15550000010", 1, record)
-    # buffered in the cache: the answer includes them (the call flushes first)
+    alice.storeSession("15550000009@lid", 3, record)  # the same user on another server
+    # Buffered in the cache, not committed: the answer includes them all the same
+    # (the database's range query with the buffered writes over it; no flush).
     assert alice.getSubDeviceSessions("15550000009") == [0, 2, 7]
+    assert alice.getSubDeviceSessions("15550000009@lid") == [3]
+    assert w.db(ALICE, lambda b: b.get_session_addresses("15550000009")) == []
+    alice.flush()
+    assert w.db(ALICE, lambda b: b.get_session_addresses("15550000009")) == [
+        "15550000009:2@s.whatsapp.net",
+        "15550000009:3@lid",
+        "15550000009:7@s.whatsapp.net",
+        "15550000009@s.whatsapp.net",
+    ]
     w.restart()
     alice = w.store(ALICE)
     assert alice.getSubDeviceSessions("15550000009") == [0, 2, 7]
@@ -495,10 +506,11 @@ def test_sub_device_sessions_and_delete_all(world: World) -> None:
     alice.deleteSession("15550000009", 2)
     assert alice.getSubDeviceSessions("15550000009") == [0, 7]
     alice.deleteAllSessions("15550000009")
-    alice.flush()
+    assert alice.getSubDeviceSessions("15550000009") == []
     w.restart()
     alice = w.store(ALICE)
     assert alice.getSubDeviceSessions("15550000009") == []
+    assert alice.getSubDeviceSessions("15550000009@lid") == [3]  # another server: kept
     assert alice.getSubDeviceSessions("15550000010") == [1]
     assert alice.containsSession(axolotl_address(BOB).getName(), 0)
 
@@ -614,6 +626,37 @@ def test_calls_from_many_threads_at_once(world: World) -> None:
     for n in range(8):
         stored = world.db(ALICE, lambda b, n=n: b.load_identity(f"1555000010{n}@s.whatsapp.net"))
         assert stored == keys[n].getPublicKey().getPublicKey()
+
+
+def test_a_message_costs_one_round_trip_per_flush(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the SignalCache, python-axolotl's session reads and writes are served on
+    its own thread: the only round trips to the store's loop are the two flushes (the
+    barriers after encrypting and after decrypting), and each commits."""
+    w = world
+    w.pair()
+    for sender, recipient in ((ALICE, BOB), (BOB, ALICE)):  # load the sessions (cold caches)
+        assert w.receive(recipient, sender, w.send(sender, recipient, b"warm")) == b"warm"
+    hops: list[str] = []
+    real = LoopBridge.call
+
+    def call(bridge: LoopBridge, coro: Any) -> Any:
+        hops.append(coro.__qualname__)
+        return real(bridge, coro)
+
+    monkeypatch.setattr(LoopBridge, "call", call)
+    for n in range(6):
+        sender, recipient = (ALICE, BOB) if n % 2 == 0 else (BOB, ALICE)
+        wire = w.send(sender, recipient, b"message %d" % n)
+        assert w.receive(recipient, sender, wire) == b"message %d" % n
+    assert hops == ["SyncSignal._flush"] * 12
+    monkeypatch.undo()
+    # Each flush committed: the database holds what the cache does.
+    for owner, peer in ((ALICE, BOB), (BOB, ALICE)):
+        address = peer.signal_address()
+        cached = w.accounts[owner].run(w.accounts[owner].manager.signal.get_session(address))
+        assert w.db(owner, lambda b, a=address: b.get_session(a)) == cached
 
 
 def test_the_bridge_times_out_and_cancels() -> None:

@@ -12,7 +12,8 @@ The durability model:
 - Writes and deletes go to memory (a delete leaves a tombstone) and are seen
   by reads at once. They are **not durable** until a flush commits them.
 - :meth:`SignalCache.flush` writes every dirty entry in one transaction of the
-  backend (a batch per kind, in chunks of :data:`FLUSH_CHUNK` so that no single
+  backend (a batch per kind, in chunks of at most :data:`FLUSH_CHUNK` records and
+  :data:`FLUSH_CHUNK_BYTES` bytes so that no single
   call holds the event loop for long), and clears an entry's dirtiness only
   after the commit — and only if it was not written again meanwhile. A failed
   flush keeps everything dirty, so a later flush retries it.
@@ -78,6 +79,24 @@ entries, dirty or clean):
   container, on the SQL backends); a backend without one shares the
   process-wide :meth:`CacheBudget.default` budget. Writes inside an open
   transaction are counted only once it has committed.
+
+Synchronous callers (the caller's-thread path). A client whose Signal library
+calls its store synchronously from another thread (python-axolotl, pywhats,
+through :class:`wastore.interop.bridge.SyncSignal`) is served on its own thread
+when no event loop is needed: :meth:`SignalCache.peek` answers a hit and
+:meth:`SignalCache.buffer` buffers a write exactly as the async methods do, and
+both return "not here" when the event loop has to act (a miss, the first write
+of an account, a bound reached), so that the caller takes the async path. The
+durability model is the same: such writes are dirty until a flush commits them.
+
+Thread safety: the state of the caches of one budget (their entries, dirty
+writes, consumed pre-keys, counters and the budget's shared list) is guarded by
+one lock per :class:`CacheBudget`. It is held for dictionary operations only,
+never across an ``await`` and never while waiting for anything else, by the
+event loop (reads, writes, flushes, transactions, evictions) and by the
+synchronous callers alike. The event loop is never blocked for longer than the
+few dictionary operations another thread does under it. Transactions stay on
+the event loop: a synchronous caller inside a transaction takes the async path.
 """
 
 from __future__ import annotations
@@ -85,9 +104,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -115,14 +135,32 @@ FLUSH_CHUNK: Final = 500
 """Most records per batch call of a flush (one transaction holds them all): a call
 validates and encodes its batch on the event loop, so a bounded batch keeps the
 loop responsive while thousands of entries are flushed."""
+FLUSH_CHUNK_BYTES: Final = 192 * 1024
+"""Most bytes (records and addresses) per batch call of a flush. Encoding is per byte
+as much as per record: 160 sessions of 1.2 KB take ~0.5 ms of the event loop on
+PostgreSQL (asyncpg encodes the parameters on the loop), 500 took ~2 ms."""
 ENTRY_OVERHEAD: Final = 300
 """Bytes an entry costs beyond its record and address: the key tuple, the address
 and record objects, and its slots in the budget's list and the cache's set (about
 230 bytes measured with tracemalloc on CPython 3.11; rounded up, so that the
 budget overstates rather than understates; see tests/test_cache_budget.py)."""
 _YIELD_EVERY: Final = 256  # single-row calls between two yields to the event loop
-_CLEAN_STEP: Final = 1000  # entries marked clean (and evicted) between two yields
+_CLEAN_STEP: Final = 500  # entries marked clean (and evicted) between two yields
+_STABLE_TRIES: Final = 16  # reads of a merged answer before flushes are held off
 _MISSING: Final[Any] = object()
+
+
+def _chunks(items: list[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
+    """``items`` in batches of at most FLUSH_CHUNK records and FLUSH_CHUNK_BYTES bytes."""
+    start, size = 0, 0
+    for i, (address, record) in enumerate(items):
+        n = len(address) + len(record)
+        if i > start and (i - start >= FLUSH_CHUNK or size + n > FLUSH_CHUNK_BYTES):
+            yield items[start:i]
+            start, size = i, 0
+        size += n
+    if start < len(items):
+        yield items[start:]
 
 
 def _cost(key: Key, value: bytes | None) -> int:
@@ -154,9 +192,13 @@ class CacheBudget:
 
     _registry: weakref.WeakKeyDictionary[Any, CacheBudget] = weakref.WeakKeyDictionary()
     _default: CacheBudget | None = None
+    _registry_lock = threading.Lock()
 
     def __init__(self, max_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         self._max = v.integer(max_bytes, "max_bytes", 0)
+        # Guards the state of every cache of this budget (see the module docstring):
+        # held for dictionary operations only, never across an await.
+        self._lock = threading.Lock()
         self.used = 0
         """Bytes held by the caches sharing this budget (an estimate, see ENTRY_OVERHEAD)."""
         # Every clean entry of every cache, least recently used first. The keys hold
@@ -172,9 +214,10 @@ class CacheBudget:
         return f"CacheBudget(used={self.used}, max_bytes={self._max}, clean={len(self._clean)})"
 
     def _join(self, cache: SignalCache) -> int:
-        self._next_slot += 1
-        self._caches[self._next_slot] = cache
-        return self._next_slot
+        with self._lock:
+            self._next_slot += 1
+            self._caches[self._next_slot] = cache
+            return self._next_slot
 
     @property
     def max_bytes(self) -> int:
@@ -198,9 +241,10 @@ class CacheBudget:
             ValidationError: ``container`` cannot be weakly referenced.
         """
         try:
-            budget = cls._registry.get(container)
-            if budget is None:
-                budget = cls._registry[container] = cls()
+            with cls._registry_lock:
+                budget = cls._registry.get(container)
+                if budget is None:
+                    budget = cls._registry[container] = cls()
         except TypeError as err:
             raise ValidationError(
                 f"a {type(container).__name__} cannot hold a cache budget"
@@ -210,9 +254,10 @@ class CacheBudget:
     @classmethod
     def default(cls) -> CacheBudget:
         """The process-wide budget of caches whose container is unknown."""
-        if cls._default is None:
-            cls._default = cls()
-        return cls._default
+        with cls._registry_lock:
+            if cls._default is None:
+                cls._default = cls()
+            return cls._default
 
     @classmethod
     def for_backend(cls, backend: object) -> CacheBudget:
@@ -225,6 +270,11 @@ class CacheBudget:
 
     def evict(self) -> None:
         """Evict least recently used clean entries until the budget holds (O(1) each)."""
+        with self._lock:
+            self._evict()
+
+    def _evict(self) -> None:
+        """:meth:`evict`, with the lock held."""
         clean = self._clean
         caches = self._caches
         while self.used > self._max and clean:
@@ -334,6 +384,10 @@ class SignalCache:
         self._window = float(flush_window)
         self._budget = budget if budget is not None else CacheBudget.for_backend(backend)
         self._slot = self._budget._join(self)
+        self._lock = self._budget._lock
+        # The event loop that runs the flusher and the async methods: a synchronous
+        # caller on another thread wakes the flusher through it.
+        self._loop: asyncio.AbstractEventLoop | None = asyncio._get_running_loop()
         # The clean entries (record, or None for "known absent") live in the budget's
         # list, shared with the other caches; this set says which are this cache's.
         self._clean = self._budget._clean
@@ -346,6 +400,10 @@ class SignalCache:
         # Counts the times entries were dropped (eviction, per-user delete, drop):
         # a load that was in flight meanwhile must not cache what it read.
         self._removals = 0
+        # Counts the times dirty entries left the buffer (committed, or dropped): a
+        # read that merges the backend's answer with the buffer checks that none did
+        # while it waited for the backend.
+        self._cleaned = 0
         self._account_checked = False  # the account is known to exist
         # Held by a flush and by a whole transaction: they run one at a time.
         self._flush_lock = asyncio.Lock()
@@ -395,7 +453,8 @@ class SignalCache:
 
     # -- the entries ---------------------------------------------------------
     def _hit(self, key: Key) -> Any:
-        """The held value of ``key`` (marked recently used), or ``_MISSING``. Never awaits."""
+        """The held value of ``key`` (marked recently used), or ``_MISSING``. Never awaits;
+        the caller holds the lock."""
         value = self._clean.get(key, _MISSING)
         if value is not _MISSING:
             self._clean.move_to_end(key)
@@ -403,8 +462,13 @@ class SignalCache:
         dirty = self._dirty.get(key)
         return _MISSING if dirty is None else dirty[0]
 
-    def _buffer(self, key: Key, value: bytes | None) -> None:
-        """Record a write outside any transaction: dirty, seen by every reader at once."""
+    def _buffer(self, key: Key, value: bytes | None) -> bool:
+        """Record a write outside any transaction: dirty, seen by every reader at once.
+
+        The caller holds the lock. Returns whether the flusher must be woken (the
+        caller wakes it: ``_wake.set()`` on the event loop's thread, else
+        :meth:`_wake_from_thread`).
+        """
         budget = self._budget
         old = self._clean.pop(key, _MISSING)
         if old is not _MISSING:  # it was clean: no longer evictable
@@ -417,14 +481,22 @@ class SignalCache:
         budget.used += _cost(key, value)
         self._seq = seq = self._seq + 1
         self._dirty[key] = (value, seq)
-        if not self._woken:
-            self._woken = True
-            self._wake.set()
         if budget.used > budget._max or len(self._clean_keys) + len(self._dirty) > self._max:
             self._trim()
+        if self._woken:
+            return False
+        self._woken = True
+        return True
+
+    def _wake_from_thread(self) -> None:
+        """Wake the flusher from another thread (``asyncio.Event`` is not thread-safe)."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing to wake
+                loop.call_soon_threadsafe(self._wake.set)
 
     def _put_clean(self, key: Key, value: bytes | None) -> None:
-        """Hold ``value`` as the committed value of a key that is not dirty."""
+        """Hold ``value`` as the committed value of a key that is not dirty (lock held)."""
         budget = self._budget
         old = self._clean.pop(key, _MISSING)
         if old is not _MISSING:
@@ -445,13 +517,13 @@ class SignalCache:
             self._keys_peak = len(self._clean_keys)
 
     def _forget(self, key: Key) -> None:
-        """Drop a clean entry."""
+        """Drop a clean entry (lock held)."""
         self._budget.used -= _cost(key, self._clean.pop(key))
         self._clean_keys.discard(key)
 
     def _trim(self) -> None:
         """Keep the entries within ``max_entries`` (clean ones make room for dirty ones)
-        and the budget; O(1) per entry evicted."""
+        and the budget; O(1) per entry evicted. The caller holds the lock."""
         keys = self._clean_keys
         room = self._max - len(self._dirty)
         if len(keys) > room:
@@ -463,7 +535,7 @@ class SignalCache:
             if len(keys) * 4 < self._keys_peak:
                 self._compact()
         if self._budget.used > self._budget._max:
-            self._budget.evict()
+            self._budget._evict()
 
     def _fill(self, key: Key, value: bytes | None, removals: int) -> bytes | None:
         """Cache a value loaded from the backend, unless the key was written meanwhile.
@@ -472,23 +544,25 @@ class SignalCache:
         were dropped since (evicted after a flush, or deleted per user), the loaded
         value may be older than what the backend holds now, so it is not cached.
         """
-        current = self._hit(key)
-        if current is not _MISSING:  # a write (or another load) won the race
-            cached: bytes | None = current
-            return cached
-        if removals != self._removals:
+        with self._lock:
+            current = self._hit(key)
+            if current is not _MISSING:  # a write (or another load) won the race
+                cached: bytes | None = current
+                return cached
+            if removals != self._removals:
+                return value
+            self._put_clean(key, value)
+            self._grew()
+            self._trim()
             return value
-        self._put_clean(key, value)
-        self._grew()
-        self._trim()
-        return value
 
     def _release(self) -> None:
         """Forget every clean entry (their bytes go back to the budget)."""
-        for key in list(self._clean_keys):
-            self._forget(key)
-        self._compact()
-        self._removals += 1
+        with self._lock:
+            for key in list(self._clean_keys):
+                self._forget(key)
+            self._compact()
+            self._removals += 1
 
     # -- transactions: which one the running task is in ------------------------
     def _own_txn(self) -> _Txn | None:
@@ -519,6 +593,8 @@ class SignalCache:
             if inside is not None:  # a write that would escape the transaction's rollback
                 raise _txn.started_inside(inside)
             self._refuse_foreign("a write")
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         if not self._account_checked:
             if not await self._b.exists():
                 raise DeviceNotFoundError(self.device_id, "create the device row first (create())")
@@ -536,11 +612,30 @@ class SignalCache:
             await self.flush()
 
     def _write_now(self, key: Key, value: bytes | None, t: _Txn | None) -> None:
-        if t is None:
-            self._buffer(key, value)
-        else:
-            self._seq += 1
-            t.frames[-1].writes[key] = (value, self._seq)
+        """Buffer one write (on the event loop): in the transaction ``t``, or dirty."""
+        with self._lock:
+            if t is not None:
+                self._seq += 1
+                t.frames[-1].writes[key] = (value, self._seq)
+                return
+            wake = self._buffer(key, value)
+        if wake:
+            self._wake.set()
+
+    def _write_many(self, items: Iterable[tuple[Key, bytes | None]], t: _Txn | None) -> None:
+        """:meth:`_write_now` for several writes, under the lock once."""
+        wake = False
+        with self._lock:
+            if t is not None:
+                writes = t.frames[-1].writes
+                for key, value in items:
+                    self._seq += 1
+                    writes[key] = (value, self._seq)
+                return
+            for key, value in items:
+                wake = self._buffer(key, value) or wake
+        if wake:
+            self._wake.set()
 
     def _slow_path(self) -> bool:
         """Whether a write needs :meth:`_before_write` (anything but a plain buffered write)."""
@@ -561,7 +656,8 @@ class SignalCache:
                 if value is not _MISSING:
                     found: bytes | None = value
                     return found
-        value = self._hit(key)
+        with self._lock:
+            value = self._hit(key)
         if value is not _MISSING:
             cached: bytes | None = value
             return cached
@@ -587,13 +683,14 @@ class SignalCache:
     async def get_session(self, address: str) -> bytes | None:
         key = (self._slot, SESSION, v.address(address))
         if not _TXNS.get():  # _get() and _hit(), inlined: the hottest read
-            clean = self._clean
-            value = clean.get(key, _MISSING)
-            if value is not _MISSING:
-                clean.move_to_end(key)
-                cached: bytes | None = value
-                return cached
-            dirty = self._dirty.get(key)
+            with self._lock:
+                clean = self._clean
+                value = clean.get(key, _MISSING)
+                if value is not _MISSING:
+                    clean.move_to_end(key)
+                    cached: bytes | None = value
+                    return cached
+                dirty = self._dirty.get(key)
             if dirty is not None:
                 return dirty[0]
             return await self._load(key)
@@ -605,15 +702,16 @@ class SignalCache:
         slot = self._slot
         out: dict[str, bytes] = {}
         missing: list[str] = []
-        for a in wanted:
-            key = (slot, SESSION, a)
-            value = t.lookup(key) if t is not None else _MISSING
-            if value is _MISSING:
-                value = self._hit(key)
-            if value is _MISSING:
-                missing.append(a)
-            elif value is not None:
-                out[a] = value
+        with self._lock:
+            for a in wanted:
+                key = (slot, SESSION, a)
+                value = t.lookup(key) if t is not None else _MISSING
+                if value is _MISSING:
+                    value = self._hit(key)
+                if value is _MISSING:
+                    missing.append(a)
+                elif value is not None:
+                    out[a] = value
         if missing:
             removals = self._removals
             loaded = await self._b.get_sessions(missing)
@@ -632,40 +730,41 @@ class SignalCache:
         key = (self._slot, SESSION, address)
         # _buffer(), inlined with its checks: the hottest write.
         budget = self._budget
-        dirty = self._dirty
         if (
             _TXNS.get()
             or _txn._CURRENT.get()
             or not self._account_checked
-            or len(dirty) >= self._max
+            or len(self._dirty) >= self._max
             or budget.used > budget._max
         ):
             self._write_now(key, value, await self._before_write())
             return
-        old = self._clean.pop(key, _MISSING)
-        if old is not _MISSING:
-            self._clean_keys.discard(key)
-            budget.used += len(value) - (len(old) if old is not None else 0)
-        else:
-            prev = dirty.get(key)
-            if prev is None:
-                budget.used += ENTRY_OVERHEAD + len(address) + len(value)
+        with self._lock:
+            dirty = self._dirty
+            old = self._clean.pop(key, _MISSING)
+            if old is not _MISSING:
+                self._clean_keys.discard(key)
+                budget.used += len(value) - (len(old) if old is not None else 0)
             else:
-                budget.used += len(value) - (len(prev[0]) if prev[0] is not None else 0)
-        self._seq = seq = self._seq + 1
-        dirty[key] = (value, seq)
-        if not self._woken:
+                prev = dirty.get(key)
+                if prev is None:
+                    budget.used += ENTRY_OVERHEAD + len(address) + len(value)
+                else:
+                    budget.used += len(value) - (len(prev[0]) if prev[0] is not None else 0)
+            self._seq = seq = self._seq + 1
+            dirty[key] = (value, seq)
+            if budget.used > budget._max or len(self._clean_keys) + len(dirty) > self._max:
+                self._trim()
+            if self._woken:
+                return
             self._woken = True
-            self._wake.set()
-        if budget.used > budget._max or len(self._clean_keys) + len(dirty) > self._max:
-            self._trim()
+        self._wake.set()
 
     async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_records(items, "sessions")
         t = await self._before_write()
         slot = self._slot
-        for a, r in checked.items():
-            self._write_now((slot, SESSION, a), r, t)
+        self._write_many((((slot, SESSION, a), r) for a, r in checked.items()), t)
 
     async def delete_session(self, address: str) -> None:
         key = (self._slot, SESSION, v.address(address))
@@ -678,13 +777,14 @@ class SignalCache:
     async def load_identity(self, address: str) -> bytes | None:
         key = (self._slot, IDENTITY, v.address(address))
         if not _TXNS.get():  # _get() and _hit(), inlined
-            clean = self._clean
-            value = clean.get(key, _MISSING)
-            if value is not _MISSING:
-                clean.move_to_end(key)
-                cached: bytes | None = value
-                return cached
-            dirty = self._dirty.get(key)
+            with self._lock:
+                clean = self._clean
+                value = clean.get(key, _MISSING)
+                if value is not _MISSING:
+                    clean.move_to_end(key)
+                    cached: bytes | None = value
+                    return cached
+                dirty = self._dirty.get(key)
             if dirty is not None:
                 return dirty[0]
             return await self._load(key)
@@ -696,14 +796,13 @@ class SignalCache:
         if self._slow_path():
             self._write_now(k, value, await self._before_write())
         else:
-            self._buffer(k, value)
+            self._write_now(k, value, None)
 
     async def put_identities_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_keys(items, "identities")
         t = await self._before_write()
         slot = self._slot
-        for a, k in checked.items():
-            self._write_now((slot, IDENTITY, a), k, t)
+        self._write_many((((slot, IDENTITY, a), k) for a, k in checked.items()), t)
 
     async def delete_identity(self, address: str) -> None:
         key = (self._slot, IDENTITY, v.address(address))
@@ -722,18 +821,189 @@ class SignalCache:
         checked = v.address_records(items, "sender keys")
         t = await self._before_write()
         slot = self._slot
-        for a, r in checked.items():
-            self._write_now((slot, SENDER_KEY, a), r, t)
+        self._write_many((((slot, SENDER_KEY, a), r) for a, r in checked.items()), t)
 
     async def delete_sender_key(self, address: str) -> None:
         key = (self._slot, SENDER_KEY, v.address(address, "sender key address"))
         self._write_now(key, None, await self._before_write())
+
+    # -- the synchronous path: any thread, never awaits ------------------------
+    def _sync_key(self, kind: int, address: str) -> Key:
+        if kind == SENDER_KEY:
+            return (self._slot, kind, v.address(address, "sender key address"))
+        if kind != SESSION and kind != IDENTITY:
+            raise ValidationError(f"unknown kind of cached record: {kind!r}")
+        return (self._slot, kind, v.address(address))
+
+    def peek(self, kind: int, address: str) -> tuple[bool, bytes | None]:
+        """What the cache holds for ``address``, for a caller on any thread.
+
+        Returns ``(True, record)`` when the cache holds the entry (``record`` None:
+        known to be absent), and ``(False, None)`` when it must be loaded: then call
+        the async method (:meth:`get_session`, :meth:`load_identity`,
+        :meth:`get_sender_key`) on the event loop. A hit is marked recently used,
+        as by the async methods. Never awaits; blocks only for the budget's lock.
+
+        Inside a transaction of the running task it answers ``(False, None)``:
+        the async methods see the transaction's writes, this does not.
+
+        Args:
+            kind: :data:`SESSION`, :data:`IDENTITY` or :data:`SENDER_KEY`.
+            address: the signal address (for sender keys ``"{group}::{sender}"``).
+
+        Raises:
+            ValidationError: ``kind`` or ``address`` is not valid.
+        """
+        key = self._sync_key(kind, address)
+        if _TXNS.get():
+            return False, None
+        with self._lock:
+            value = self._clean.get(key, _MISSING)
+            if value is not _MISSING:
+                self._clean.move_to_end(key)
+                return True, value
+            dirty = self._dirty.get(key)
+        if dirty is None:
+            return False, None
+        return True, dirty[0]
+
+    def _can_buffer(self) -> bool:
+        loop = self._loop
+        return not (
+            _TXNS.get()
+            or _txn._CURRENT.get()
+            or not self._account_checked
+            or loop is None
+            or loop.is_closed()
+        )
+
+    def _wake_any_thread(self) -> None:
+        if asyncio._get_running_loop() is self._loop:
+            self._wake.set()
+        else:
+            self._wake_from_thread()
+
+    def buffer(self, kind: int, address: str, record: bytes | None) -> bool:
+        """Buffer a write (``record`` None: a delete) for a caller on any thread.
+
+        Returns True when the write was buffered — exactly what the async method
+        (:meth:`put_session`, :meth:`delete_session`, :meth:`put_identity`, ...)
+        would have done outside a transaction: dirty, seen by every reader at once,
+        durable once a flush commits it. Returns False, having done nothing, when
+        the event loop must act: the account's existence was not checked yet (the
+        first write of a cache), a bound is reached (the async method flushes
+        first), the cache never ran on an event loop, or the running task is
+        inside a transaction; then call the async method on the event loop.
+        Never awaits; blocks only for the budget's lock.
+
+        Raises:
+            ValidationError: ``kind``, ``address`` or ``record`` is not valid
+                (nothing is buffered).
+        """
+        key = self._sync_key(kind, address)
+        value: bytes | None = None
+        if record is not None:
+            if kind == IDENTITY:
+                value = v.fixed(record, "identity key", 32)
+            else:
+                value = v.blob(record, "session record" if kind == SESSION else "sender key record")
+        if not self._can_buffer():
+            return False
+        budget = self._budget
+        with self._lock:
+            if len(self._dirty) >= self._max or budget.used > budget._max:
+                return False  # back-pressure: the async method flushes first
+            wake = self._buffer(key, value)
+        if wake:
+            self._wake_any_thread()
+        return True
+
+    def consume_prekey(self, id: int) -> bool:
+        """:meth:`remove_prekey` for a caller on any thread, when no event loop is needed.
+
+        Returns True when the consumption was buffered (the pre-key goes in the flush
+        that commits the session built from it), False when nothing was done and the
+        async :meth:`remove_prekey` must run on the event loop (see :meth:`buffer`).
+
+        Raises:
+            ValidationError: ``id`` is not a valid pre-key id.
+        """
+        id = v.prekey_id(id)
+        if not self._can_buffer():
+            return False
+        with self._lock:
+            if len(self._dirty) >= self._max:
+                return False
+            self._seq += 1
+            self._consumed_prekeys[id] = self._seq
+            wake = not self._woken
+            self._woken = True
+        if wake:
+            self._wake_any_thread()
+        return True
+
+    @property
+    def pending(self) -> bool:
+        """True while buffered writes (or pre-key consumptions) wait for a flush's commit.
+
+        An entry stops being pending only once the commit that wrote it is done, so
+        when this is False every write made before through the cache, outside a
+        transaction, is durable.
+        """
+        return bool(self._dirty or self._consumed_prekeys)
 
     # -- per-user state (identity change) -------------------------------------
     async def has_signal_state_for_user(self, user: str) -> bool:
         user = v.user(user)
         await self.flush()
         return await self._b.has_signal_state_for_user(user)
+
+    async def get_session_addresses(self, user: str) -> list[str]:
+        """The backend's answer with the buffered writes over it (no flush).
+
+        The answer and the buffer must be of one moment: a dirty entry leaves the
+        buffer only after a commit wrote it, so if none left while the backend was
+        asked, the buffer over the answer is the state. Otherwise it asks again (a
+        flush commits at most once per flush window); after a few tries it holds
+        flushes off while it asks, unless that could wait for itself.
+        """
+        user = v.user(user)
+        t = self._own_txn()
+        for _ in range(_STABLE_TRIES):
+            cleaned = self._cleaned
+            stored = await self._b.get_session_addresses(user)
+            if self._cleaned == cleaned:  # on the loop, with no await since the check
+                return self._over(stored, user, t)
+        if t is None and not backend_transaction_open():
+            async with self._flush_lock:
+                return self._over(await self._b.get_session_addresses(user), user, None)
+        raise StoreError(  # pragma: no cover - a flush between every two reads, 16 times
+            f"the sessions of {user!r} kept being flushed while they were read; try again"
+        )
+
+    def _over(self, stored: list[str], user: str, t: _Txn | None) -> list[str]:
+        """``stored`` session addresses of ``user`` with the buffered writes applied."""
+        from .backends._common import user_matches
+
+        found = set(stored)
+        with self._lock:
+            buffered = [
+                (k[2], d[0])
+                for k, d in self._dirty.items()
+                if k[1] == SESSION and user_matches(k[2], user)
+            ]
+        if t is not None:
+            buffered += [
+                (k[2], d[0])
+                for k, d in t.writes().items()
+                if k[1] == SESSION and user_matches(k[2], user)
+            ]
+        for address, value in buffered:
+            if value is None:
+                found.discard(address)
+            else:
+                found.add(address)
+        return sorted(found, key=lambda a: a.encode())
 
     async def delete_signal_state_for_user(self, user: str) -> int:
         """Flush, delete in the backend, and forget the user's cached entries."""
@@ -754,15 +1024,18 @@ class SignalCache:
             # this task sees them, a rollback of the block brings the entries back, and
             # the commit leaves them absent.
             frame = t.frames[-1]
-            for key in [k for k in (*self._clean_keys, *self._dirty, *t.writes()) if matches(k)]:
-                self._seq += 1
-                frame.writes[key] = (None, self._seq)
+            with self._lock:
+                held = (*self._clean_keys, *self._dirty, *t.writes())
+                for key in [k for k in held if matches(k)]:
+                    self._seq += 1
+                    frame.writes[key] = (None, self._seq)
             return n
-        self._removals += 1
-        for key in [k for k in self._clean_keys if matches(k)]:
-            self._forget(key)
-        if len(self._clean_keys) * 4 < self._keys_peak:
-            self._compact()
+        with self._lock:
+            self._removals += 1
+            for key in [k for k in self._clean_keys if matches(k)]:
+                self._forget(key)
+            if len(self._clean_keys) * 4 < self._keys_peak:
+                self._compact()
         return n
 
     # -- pre-keys: consumption is buffered with the sessions ------------------
@@ -770,11 +1043,12 @@ class SignalCache:
         """Consume a pre-key: it goes in the flush that stores the session built from it."""
         id = v.prekey_id(id)
         t = await self._before_write()
-        self._seq += 1
-        if t is not None:
-            t.frames[-1].prekeys[id] = (True, self._seq)
-            return
-        self._consumed_prekeys[id] = self._seq
+        with self._lock:
+            self._seq += 1
+            if t is not None:
+                t.frames[-1].prekeys[id] = (True, self._seq)
+                return
+            self._consumed_prekeys[id] = self._seq
         self._notify()
 
     def _consumed(self, id: int) -> bool:
@@ -797,14 +1071,15 @@ class SignalCache:
 
     def _restored(self, ids: Iterable[int], t: _Txn | None) -> None:
         """Pre-keys stored again: no longer consumed."""
-        if t is None:
+        with self._lock:
+            if t is None:
+                for i in ids:
+                    self._consumed_prekeys.pop(i, None)
+                return
+            frame = t.frames[-1]
             for i in ids:
-                self._consumed_prekeys.pop(i, None)
-            return
-        frame = t.frames[-1]
-        for i in ids:
-            self._seq += 1
-            frame.prekeys[i] = (False, self._seq)
+                self._seq += 1
+                frame.prekeys[i] = (False, self._seq)
 
     async def store_prekey(self, id: int, record: bytes, uploaded: bool) -> None:
         id = v.prekey_id(id)
@@ -900,9 +1175,15 @@ class SignalCache:
     def _install(self, frame: _Frame) -> None:
         """After the commit of an outermost transaction: its writes are the committed
         values (unless another task wrote a key again since), and what flushes inside
-        it wrote is clean. Synchronous, so that readers see the whole commit at once."""
+        it wrote is clean. Synchronous and under the lock, so that readers (on any
+        thread) see the whole commit at once."""
+        with self._lock:
+            self._install_locked(frame)
+
+    def _install_locked(self, frame: _Frame) -> None:
         # A load that ran beside the transaction may have read what it replaced.
         self._removals += 1
+        self._cleaned += 1
         dirty = self._dirty
         budget = self._budget
         for key, (value, seq) in frame.writes.items():
@@ -946,11 +1227,10 @@ class SignalCache:
             (IDENTITY, b.put_identities_batch),
             (SENDER_KEY, b.put_sender_keys_batch),
         ):
-            items = puts[kind]
-            for start in range(0, len(items), FLUSH_CHUNK):
-                if start:
+            for n, chunk in enumerate(_chunks(puts[kind])):
+                if n:
                     await asyncio.sleep(0)
-                await batch(items[start : start + FLUSH_CHUNK])
+                await batch(chunk)
         n = 0
         for kind, delete in (
             (SESSION, b.delete_session),
@@ -967,6 +1247,19 @@ class SignalCache:
             n += 1
             if n % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    async def _write_one(self, key: Key, value: bytes | None) -> None:
+        """Write one entry with the backend's single-row method (its own commit)."""
+        _, kind, address = key
+        b = self._b
+        if kind == SESSION:
+            await (b.delete_session(address) if value is None else b.put_session(address, value))
+        elif kind == IDENTITY:
+            await (b.delete_identity(address) if value is None else b.put_identity(address, value))
+        elif value is None:
+            await b.delete_sender_key(address)
+        else:
+            await b.put_sender_key(address, value)
 
     async def flush(self) -> None:
         """Commit every buffered write in one backend transaction.
@@ -985,46 +1278,60 @@ class SignalCache:
             return
         self._refuse_foreign("a flush")
         async with self._flush_lock:
-            if not self._dirty and not self._consumed_prekeys:
-                return
-            taken = dict(self._dirty)
-            consumed = dict(self._consumed_prekeys)
+            with self._lock:
+                if not self._dirty and not self._consumed_prekeys:
+                    return
+                taken = dict(self._dirty)
+                consumed = dict(self._consumed_prekeys)
             try:
-                async with self._b.transaction():
-                    await self._write_entries(taken.items(), consumed)
+                if len(taken) == 1 and not consumed:
+                    # One write is one transaction already: commit it as such (a
+                    # single statement on SQLite, one round trip on PostgreSQL).
+                    [(key, (value, _))] = taken.items()
+                    await self._write_one(key, value)
+                else:
+                    async with self._b.transaction():
+                        await self._write_entries(taken.items(), consumed)
             except BaseException:
                 self.failed_flushes += 1
                 raise
             # Committed: clean what was not written again while we flushed. Readers see
-            # the same values either way, so a long pass lets the loop run between steps.
-            for i, seq in consumed.items():
-                if self._consumed_prekeys.get(i) == seq:
-                    del self._consumed_prekeys[i]
+            # the same values either way, so a long pass lets the loop run between steps
+            # (and releases the lock between steps, for the other threads).
+            with self._lock:
+                for i, seq in consumed.items():
+                    if self._consumed_prekeys.get(i) == seq:
+                        del self._consumed_prekeys[i]
             clean = self._clean
             done = list(taken.items())
             for start in range(0, len(done), _CLEAN_STEP):
                 if start:
-                    self._trim()
+                    with self._lock:
+                        self._trim()
                     await asyncio.sleep(0)
-                dirty = self._dirty
-                clean_keys = self._clean_keys  # _trim() may have rebuilt it
-                for key, written in done[start : start + _CLEAN_STEP]:
-                    if dirty.get(key) is written:
-                        del dirty[key]
-                        clean[key] = written[0]
-                        clean_keys.add(key)
-                self._grew()
-            if len(self._dirty) * 4 < len(taken):  # as for the set: drop the grown table
-                self._dirty = dict(self._dirty)
-            self.flushes += 1
-            self._trim()
+                with self._lock:
+                    self._cleaned += 1
+                    dirty = self._dirty
+                    clean_keys = self._clean_keys  # _trim() may have rebuilt it
+                    for key, written in done[start : start + _CLEAN_STEP]:
+                        if dirty.get(key) is written:
+                            del dirty[key]
+                            clean[key] = written[0]
+                            clean_keys.add(key)
+                    self._grew()
+            with self._lock:
+                if len(self._dirty) * 4 < len(taken):  # as for the set: drop the grown table
+                    self._dirty = dict(self._dirty)
+                self.flushes += 1
+                self._trim()
 
     async def _flush_into(self, t: _Txn) -> None:
         """Flush inside the task's own transaction (a savepoint of it)."""
         writes = t.writes()
         prekeys = t.prekeys()
-        taken = {k: d for k, d in self._dirty.items() if k not in writes}
-        consumed = {i: seq for i, seq in self._consumed_prekeys.items() if i not in prekeys}
+        with self._lock:
+            taken = {k: d for k, d in self._dirty.items() if k not in writes}
+            consumed = {i: seq for i, seq in self._consumed_prekeys.items() if i not in prekeys}
         gone = [*consumed, *(i for i, (is_gone, _) in prekeys.items() if is_gone)]
         async with self._b.transaction():
             await self._write_entries([*taken.items(), *writes.items()], gone)
@@ -1033,14 +1340,18 @@ class SignalCache:
         frame.flushed_prekeys.update(consumed)
 
     def _notify(self) -> None:
-        if not self._woken:
+        """Wake the flusher (on the event loop's thread)."""
+        with self._lock:
+            if self._woken:
+                return
             self._woken = True
-            self._wake.set()
+        self._wake.set()
 
     def start_flusher(self) -> None:
         """Start the coalescing flusher task (idempotent)."""
         if self._flusher is not None and not self._flusher.done():
             return
+        self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._flusher = asyncio.create_task(
             self._flusher_loop(), name=f"wastore-cache-flusher-{self.device_id}"
@@ -1068,8 +1379,9 @@ class SignalCache:
                 return
             if self._window:
                 await asyncio.sleep(self._window)  # coalesce the burst
-            self._woken = False
-            self._wake.clear()
+            with self._lock:  # a write made from now on wakes the flusher again
+                self._woken = False
+                self._wake.clear()
             try:
                 await self.flush()
                 failures = 0
@@ -1103,11 +1415,13 @@ class SignalCache:
         deleted accounts)."""
         self._release()
         budget = self._budget
-        for key, (value, _) in self._dirty.items():
-            budget.used -= _cost(key, value)
-        self._dirty.clear()
-        self._consumed_prekeys.clear()
-        self._account_checked = False
+        with self._lock:
+            for key, (value, _) in self._dirty.items():
+                budget.used -= _cost(key, value)
+            self._dirty.clear()
+            self._cleaned += 1
+            self._consumed_prekeys.clear()
+            self._account_checked = False
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

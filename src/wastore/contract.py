@@ -98,6 +98,18 @@ class SignalStore(Protocol):
         """
         ...
 
+    async def get_session_addresses(self, user: str) -> list[str]:
+        """The addresses of the sessions of every device of ``user``, ascending.
+
+        These are the stored session addresses ``user@…`` and ``user:…`` (every
+        device and every server, as for :meth:`has_signal_state_for_user`; ``user``
+        is taken literally), in ascending order of their UTF-8 bytes. It answers
+        "which devices of this user do I have a session with" (libsignal's
+        ``getSubDeviceSessions``) in one query of an index range, where asking for
+        every possible device address would be 65,536 lookups.
+        """
+        ...
+
     # -- pre-keys (ids in [0, 2^24)) ----------------------------------------
     async def store_prekey(self, id: int, record: bytes, uploaded: bool) -> None: ...
 

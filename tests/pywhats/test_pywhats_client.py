@@ -209,6 +209,45 @@ async def test_the_account_lease_is_held_while_open_and_released_on_disconnect(
         pass
 
 
+async def test_no_frame_leaves_before_the_state_it_reveals_is_committed(
+    fake: ModuleType, store_url: str
+) -> None:
+    """The client's Signal writes are buffered on pywhats' thread; before any frame goes
+    to the server (a message's ciphertext, a receipt) they are committed: at every
+    send nothing is pending, and the database holds the session the frame reveals."""
+    sp = fake.SignalPeer(jid=PEER)
+    async with fake.FakeWhatsAppServer(peer=sp) as server:
+        client = WastoreClient(store_url, ws_url=server.url)
+        client._device = fake.factories.paired_device()
+        talk = Talk(client, server, ConversationPeer(server, sp))
+        await talk.connect()
+        await talk.converse("warm-up", rounds=1)  # sessions exist, caches hold them
+        stores = client._signal_store
+        assert isinstance(stores, SignalStores)
+        assert stores.sync_signal.cache is not None
+        raw = client._transport._transport  # under the flushing transport
+        real_send = raw.send
+        seen: list[bool] = []
+        sid = "15559990000:1@s.whatsapp.net"
+        cache = stores.sync_signal.cache
+
+        async def watched_send(data: bytes) -> None:
+            seen.append(stores.pending)
+            committed = await asyncio.to_thread(
+                client.container.run, client.manager.backend.get_session(sid)
+            )
+            assert committed == cache.peek(0, sid)[1]  # the database is in step
+            await real_send(data)
+
+        raw.send = watched_send
+        writes_before = cache.flushes
+        await talk.converse("watched", rounds=3)
+        assert seen and not any(seen), seen
+        assert cache.flushes > writes_before  # the barrier did the committing
+        raw.send = real_send
+        await client.close()
+
+
 async def test_an_atomic_block_with_a_fault_in_the_middle_leaves_nothing(
     fake: ModuleType, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,13 +288,21 @@ async def test_an_atomic_block_with_a_fault_in_the_middle_leaves_nothing(
             )
             backend_type = type(client.manager.backend)
             real_put_identity = backend_type.put_identity
+            real_put_identities = backend_type.put_identities_batch
             calls: list[str] = []
 
             async def failing_put_identity(self: Any, address: str, key: bytes) -> None:
                 calls.append(address)
                 raise BackendUnavailableError("injected fault: the identity write failed")
 
+            async def failing_put_identities(self: Any, items: Any) -> None:
+                calls.extend(address for address, _ in items)
+                raise BackendUnavailableError("injected fault: the identity write failed")
+
+            # The client's SignalCache writes the block's identity into its commit (a
+            # batch); without a cache it would be a single write: both fail.
             monkeypatch.setattr(backend_type, "put_identity", failing_put_identity)
+            monkeypatch.setattr(backend_type, "put_identities_batch", failing_put_identities)
             await server.deliver(node)
             await wait_for(lambda: bool(talk.errors))
             assert calls == ["15559990000:1@s.whatsapp.net"]
@@ -268,6 +315,7 @@ async def test_an_atomic_block_with_a_fault_in_the_middle_leaves_nothing(
             assert stores.identities.load(sid) is None
 
             monkeypatch.setattr(backend_type, "put_identity", real_put_identity)
+            monkeypatch.setattr(backend_type, "put_identities_batch", real_put_identities)
             talk.errors.clear()
             await server.deliver(node)  # the same message again, as the server redelivers it
             await wait_for(lambda: bool(talk.got) or bool(talk.errors))

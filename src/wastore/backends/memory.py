@@ -393,6 +393,12 @@ class MemoryBackend:
             user_matches(a, user) for a in acct.identities
         )
 
+    async def get_session_addresses(self, user: str) -> list[str]:
+        user = v.user(user)
+        acct = await self._read()
+        found = [a for a in acct.sessions if user_matches(a, user)]
+        return sorted(found, key=lambda a: a.encode())
+
     async def delete_signal_state_for_user(self, user: str) -> int:
         user = v.user(user)
         acct, j = await self._write()

@@ -16,6 +16,14 @@ each store call blocks the calling thread until that loop has done the work.
   of its own, the calls the thread makes meanwhile run inside that task (a
   backend ties a transaction to the task that opened it), and it is left with
   the outcome of the ``with`` block: commit, or roll back on an exception.
+- :class:`SyncSignal` is one account's Signal store for synchronous callers,
+  with a fast path: when the account has a
+  :class:`~wastore.cache.SignalCache`, hits are answered and writes buffered on
+  the caller's own thread, with no hop to the loop (the cache is thread-safe,
+  see :mod:`wastore.cache`); a miss, a write the cache cannot take there, and
+  a flush go through :meth:`LoopBridge.call` — one hop per flush, none when
+  nothing waits to be flushed. The python-axolotl and pywhats adapters both
+  use it.
 - :class:`EventLoopThread` is an event loop on a background thread.
 - :class:`SyncContainer` is a :class:`~wastore.Container` opened on an
   :class:`EventLoopThread`, with blocking methods; it opens accounts
@@ -38,9 +46,10 @@ from collections.abc import Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar
 
-from ..contract import Container
+from ..cache import IDENTITY, SENDER_KEY, SESSION, SignalCache
+from ..contract import Backend, Container
 from ..errors import BackendUnavailableError, StoreError
 from ..jid import JID
 from ..manager import PersistenceManager
@@ -51,6 +60,7 @@ __all__ = [
     "EventLoopThread",
     "LoopBridge",
     "SyncContainer",
+    "SyncSignal",
     "WrongThreadError",
 ]
 
@@ -157,6 +167,58 @@ class _Scope:
                 item.done.set_result(result)
 
 
+class _Hop:
+    """One blocking call outside a held block: the task that runs it on the loop, and
+    the lock its caller waits on (released by the task's last step)."""
+
+    __slots__ = ("cancelled", "coro", "error", "lock", "result", "task")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.coro = coro
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.task: asyncio.Task[Any] | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    def start(self) -> None:  # on the loop
+        self.task = task = asyncio.get_running_loop().create_task(self._run())
+        task.add_done_callback(self._done)
+
+    async def _run(self) -> None:
+        try:
+            self.result = await self.coro
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        except BaseException as err:
+            self.error = err
+        finally:
+            # Released here rather than by a done callback: the caller wakes one
+            # iteration of the loop earlier.
+            self.task = None
+            self.lock.release()
+
+    def _done(self, task: asyncio.Task[Any]) -> None:  # on the loop
+        if self.task is not None:  # cancelled before its first step: _run never ran
+            self.coro.close()
+            self.cancelled = True
+            self.task = None
+            self.lock.release()
+
+    def cancel(self) -> None:  # on the loop (after start()), when the caller gave up
+        if self.task is not None:
+            self.task.cancel()
+
+
+class _Local(threading.local):
+    """Per thread: the held block the thread is in (a class default, so that reading it
+    in a thread that never entered one costs no AttributeError)."""
+
+    scope: _Scope | None = None
+
+
 def _fail(fut: concurrent.futures.Future[Any], err: BaseException) -> None:
     if not fut.done():
         fut.set_exception(StoreError(f"the store's event loop stopped the call ({err!r})"))
@@ -178,7 +240,7 @@ class LoopBridge:
             raise ValueError("timeout must be positive or None")
         self._loop = loop
         self._timeout = timeout
-        self._local = threading.local()
+        self._local = _Local()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -196,8 +258,19 @@ class LoopBridge:
             return False
 
     def _scope(self) -> _Scope | None:
-        scope: _Scope | None = getattr(self._local, "scope", None)
-        return scope
+        return self._local.scope
+
+    def may_bypass(self) -> bool:
+        """Whether the calling thread may use thread-safe state shared with the loop
+        directly, instead of a :meth:`call`: it is not the loop's thread, it is not
+        inside a :meth:`held` block (whose calls belong to the block's task), and the
+        loop is running (a stopped loop would never flush what was buffered)."""
+        loop = self._loop
+        return (
+            asyncio._get_running_loop() is not loop
+            and self._local.scope is None
+            and loop.is_running()
+        )
 
     def _check(self) -> None:
         loop = self._loop
@@ -241,10 +314,40 @@ class LoopBridge:
             coro.close()
             raise
         if scope is None:
-            return self._wait(asyncio.run_coroutine_threadsafe(coro, self._loop), None)
+            return self._hop(coro)
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
         scope.put(_Call(coro, done))
         return self._wait(done, scope)
+
+    def _hop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` in a task of its own on the loop and wait for it.
+
+        The lean path of :meth:`call`: the loop starts the task from one callback and
+        the task's done callback releases the waiting thread, with no
+        ``concurrent.futures.Future`` in between (half the latency of
+        ``run_coroutine_threadsafe(...).result()`` on a busy machine).
+        """
+        hop = _Hop(coro)
+        try:
+            self._loop.call_soon_threadsafe(hop.start)
+        except RuntimeError:  # the loop closed since _check()
+            coro.close()
+            raise StoreError("the event loop that runs this wastore store is closed") from None
+        timeout = self._timeout
+        if not hop.lock.acquire(timeout=-1 if timeout is None else timeout):
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing runs it
+                self._loop.call_soon_threadsafe(hop.cancel)
+            raise BackendUnavailableError(
+                f"a store call did not finish within {timeout:g}s "
+                "(is the database reachable? is the event loop blocked?)"
+            )
+        if hop.error is not None:
+            error, hop.error = hop.error, None  # no reference cycle through the traceback
+            raise error
+        if hop.cancelled:
+            raise StoreError("the store call was cancelled: the event loop running it was stopped")
+        result: T = hop.result
+        return result
 
     def _wait(self, fut: concurrent.futures.Future[T], scope: _Scope | None) -> T:
         try:
@@ -269,6 +372,41 @@ class LoopBridge:
                 if scope.task is not None:
                     scope.task.cancel()
             raise problem from None
+
+    async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
+        """From a coroutine on another event loop: run ``coro`` on the bridge's loop and
+        await it, without blocking the calling loop meanwhile. On the bridge's own
+        loop ``coro`` is simply awaited.
+
+        Raises:
+            StoreError: the bridge's loop is closed or not running.
+            BackendUnavailableError: ``coro`` did not finish within the timeout (it
+                is cancelled).
+        """
+        loop = self._loop
+        if asyncio.get_running_loop() is loop:
+            return await coro
+        if loop.is_closed() or not loop.is_running():
+            coro.close()
+            self._check()  # raises the StoreError that says which
+        fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), self._timeout)
+        except TimeoutError:
+            if fut.done() and not fut.cancelled():  # the coroutine itself raised it
+                raise
+            fut.cancel()
+            raise BackendUnavailableError(
+                f"a store call did not finish within {self._timeout:g}s "
+                "(is the database reachable? is the event loop blocked?)"
+            ) from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if fut.cancelled() and (task is None or not task.cancelling()):
+                raise StoreError(
+                    "the store call was cancelled: the event loop running it was stopped"
+                ) from None
+            raise
 
     @contextlib.contextmanager
     def held(self, cm: AbstractAsyncContextManager[Any]) -> Iterator[None]:
@@ -329,6 +467,202 @@ class LoopBridge:
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         scope.put(_Exit(commit, done))
         self._wait(done, scope)
+
+
+class SyncSignal:
+    """One account's Signal store for synchronous callers, served on their own thread
+    when that needs no event loop.
+
+    The sessions, identities, sender keys and pre-key consumption of a Signal
+    library that calls its store synchronously go through here. When the
+    account has a :class:`~wastore.cache.SignalCache`:
+
+    - a read the cache holds (a hit, a known absence, a buffered write) is
+      answered on the calling thread (:meth:`SignalCache.peek`);
+    - a write is buffered on the calling thread (:meth:`SignalCache.buffer`),
+      with exactly the cache's semantics: dirty, seen by every reader at once,
+      durable once a flush commits it;
+    - everything else — a miss, a write the cache must handle on its loop (the
+      first write of the account, back-pressure at a bound), any call inside a
+      :meth:`LoopBridge.held` block (a transaction), and :meth:`flush` — is one
+      blocking :meth:`LoopBridge.call`.
+
+    :meth:`flush` is the durability barrier, as ``await pm.flush()``: one hop
+    to the loop that commits every buffered write, or none when nothing is
+    pending (every write made before it was committed already, for instance by
+    the cache's flusher). Without a cache every call is a hop and commits on
+    its own, as the backend does.
+
+    Calls from several threads at once are safe (the cache's state is guarded
+    by its budget's lock; see :mod:`wastore.cache`). On the loop's own thread
+    every method raises :class:`WrongThreadError`, hit or miss.
+
+    Args:
+        bridge: the bridge to the loop that runs the account.
+        store: the account's :class:`~wastore.PersistenceManager` (its Signal
+            store, through its cache when it has one; :meth:`flush` also saves
+            the device row), a :class:`~wastore.cache.SignalCache`, or a backend
+            (no cache: every call commits on its own).
+    """
+
+    __slots__ = ("_bridge", "_cache", "_pm", "_signal")
+
+    def __init__(self, bridge: LoopBridge, store: PersistenceManager | SignalCache | Backend):
+        self._bridge = bridge
+        self._pm: PersistenceManager | None = None
+        self._signal: SignalCache | Backend
+        if isinstance(store, PersistenceManager):
+            self._pm = store
+            self._signal = store.signal
+            self._cache = store.signal_cache
+        else:
+            self._signal = store
+            self._cache = store if isinstance(store, SignalCache) else None
+
+    def __repr__(self) -> str:
+        through = "SignalCache" if self._cache is not None else "backend"
+        return f"SyncSignal(device_id={self._signal.device_id}, through={through})"
+
+    @property
+    def bridge(self) -> LoopBridge:
+        return self._bridge
+
+    @property
+    def signal(self) -> SignalCache | Backend:
+        """The async Signal store behind it (use it through :meth:`call`)."""
+        return self._signal
+
+    @property
+    def cache(self) -> SignalCache | None:
+        return self._cache
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for it (:meth:`LoopBridge.call`)."""
+        return self._bridge.call(coro)
+
+    def _here(self) -> SignalCache | None:
+        """The cache, when this call may be served on the calling thread."""
+        cache = self._cache
+        if cache is not None and self._bridge.may_bypass():
+            return cache
+        return None
+
+    def _get(self, kind: int, address: str) -> bytes | None:
+        cache = self._here()
+        if cache is not None:
+            found, value = cache.peek(kind, address)
+            if found:
+                return value
+        signal = self._signal
+        if kind == SESSION:
+            return self._bridge.call(signal.get_session(address))
+        if kind == IDENTITY:
+            return self._bridge.call(signal.load_identity(address))
+        return self._bridge.call(signal.get_sender_key(address))
+
+    def _put(self, kind: int, address: str, record: bytes | None) -> None:
+        cache = self._here()
+        if cache is not None and cache.buffer(kind, address, record):
+            return
+        signal = self._signal
+        if kind == SESSION:
+            coro = (
+                signal.delete_session(address)
+                if record is None
+                else signal.put_session(address, record)
+            )
+        elif kind == IDENTITY:
+            coro = (
+                signal.delete_identity(address)
+                if record is None
+                else signal.put_identity(address, record)
+            )
+        else:
+            coro = (
+                signal.delete_sender_key(address)
+                if record is None
+                else signal.put_sender_key(address, record)
+            )
+        self._bridge.call(coro)
+
+    # -- sessions ------------------------------------------------------------
+    def get_session(self, address: str) -> bytes | None:
+        """The session record of ``address``, or None."""
+        return self._get(SESSION, address)
+
+    def has_session(self, address: str) -> bool:
+        return self._get(SESSION, address) is not None
+
+    def put_session(self, address: str, record: bytes) -> None:
+        self._put(SESSION, address, record)
+
+    def delete_session(self, address: str) -> None:
+        self._put(SESSION, address, None)
+
+    # -- identities ------------------------------------------------------------
+    def load_identity(self, address: str) -> bytes | None:
+        """The 32-byte identity key of ``address``, or None."""
+        return self._get(IDENTITY, address)
+
+    def put_identity(self, address: str, key: bytes) -> None:
+        self._put(IDENTITY, address, key)
+
+    def delete_identity(self, address: str) -> None:
+        self._put(IDENTITY, address, None)
+
+    # -- sender keys ----------------------------------------------------------
+    def get_sender_key(self, address: str) -> bytes | None:
+        """The sender key record at ``"{group}::{sender}"``, or None."""
+        return self._get(SENDER_KEY, address)
+
+    def put_sender_key(self, address: str, record: bytes) -> None:
+        self._put(SENDER_KEY, address, record)
+
+    def delete_sender_key(self, address: str) -> None:
+        self._put(SENDER_KEY, address, None)
+
+    # -- pre-keys --------------------------------------------------------------
+    def remove_prekey(self, id: int) -> None:
+        """Consume a pre-key (through a cache: committed by the flush that commits the
+        session built from it, never before)."""
+        cache = self._here()
+        if cache is not None and cache.consume_prekey(id):
+            return
+        self._bridge.call(self._signal.remove_prekey(id))
+
+    # -- durability --------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        """True while something waits for :meth:`flush`: buffered Signal writes, or the
+        manager's device changes."""
+        cache = self._cache
+        if cache is not None and cache.pending:
+            return True
+        return self._pm is not None and self._pm.is_dirty
+
+    def flush(self) -> None:
+        """Commit every buffered write (and the manager's device row): the durability
+        barrier before a message goes on the wire or is acknowledged.
+
+        One hop to the loop, or none when nothing is pending. Inside a
+        :meth:`LoopBridge.held` block it flushes into the block's transaction.
+        """
+        if self._bridge.may_bypass() and not self.pending:
+            return
+        self._bridge.call(self._flush())
+
+    async def aflush(self) -> None:
+        """:meth:`flush` for a coroutine on another event loop: it awaits the flush
+        without blocking that loop."""
+        if not self.pending:
+            return
+        await self._bridge.acall(self._flush())
+
+    async def _flush(self) -> None:
+        if self._pm is not None:
+            await self._pm.flush()
+        elif self._cache is not None:
+            await self._cache.flush()
 
 
 class EventLoopThread:
@@ -428,7 +762,7 @@ class SyncContainer:
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         **options: Any,
-    ) -> SyncContainer:
+    ) -> Self:
         """Open the store at ``url`` (see :func:`wastore.open_store`) on a new loop thread.
 
         Args:

@@ -34,8 +34,9 @@ What the suite holds a backend to, beyond the docstrings of
   another exception - and nothing is written.
 - A batch with the same key twice behaves like the calls one after the other
   (the last item wins).
-- User matching (``delete_signal_state_for_user``) takes the user literally:
-  ``_`` and ``%`` are not wildcards.
+- User matching (``delete_signal_state_for_user``, ``get_session_addresses``)
+  takes the user literally: ``_`` and ``%`` are not wildcards;
+  ``get_session_addresses`` lists addresses in ascending order of their bytes.
 - ``set_sync_key`` replaces a key of the same timestamp (only a *newer* stored
   key is kept). "Older than" a cutoff means strictly older.
 - A task outside a transaction never sees its uncommitted writes (it may wait

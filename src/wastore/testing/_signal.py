@@ -166,6 +166,44 @@ class SignalStoreContract:
         await backend.put_identity("123@lid", key32(1))
         assert await backend.has_signal_state_for_user("123") is True
 
+    async def test_get_session_addresses_lists_every_device_of_that_user(
+        self, backend: Backend
+    ) -> None:
+        assert await backend.get_session_addresses("123") == []
+        await self._seed_users(backend)
+        await backend.put_session("123:12@lid", record(10))
+        # Ascending bytes: ':' (0x3a) sorts before '@' (0x40), "12" before "5".
+        assert await backend.get_session_addresses("123") == [
+            "123:12@lid",
+            "123:5@s.whatsapp.net",
+            "123@s.whatsapp.net",
+        ]
+        # Other users, identities and sender keys are not sessions of "123" / "12".
+        assert await backend.get_session_addresses("12") == []
+        assert await backend.get_session_addresses("1234") == [
+            "1234:5@s.whatsapp.net",
+            "1234@s.whatsapp.net",
+        ]
+        await backend.delete_session("123:5@s.whatsapp.net")
+        await backend.put_session("123:7@s.whatsapp.net", record(11))
+        assert await backend.get_session_addresses("123") == [
+            "123:12@lid",
+            "123:7@s.whatsapp.net",
+            "123@s.whatsapp.net",
+        ]
+        await backend.delete_signal_state_for_user("123")
+        assert await backend.get_session_addresses("123") == []
+
+    async def test_get_session_addresses_takes_the_user_literally(self, backend: Backend) -> None:
+        await backend.put_session("1x3@s.whatsapp.net", record(1))
+        await backend.put_session("1x3:4@s.whatsapp.net", record(2))
+        for user in ("1_3", "1%", "%", "_x3", "1x3%", "1x", "x3"):
+            assert await backend.get_session_addresses(user) == [], user
+        assert await backend.get_session_addresses("1x3") == [
+            "1x3:4@s.whatsapp.net",
+            "1x3@s.whatsapp.net",
+        ]
+
     async def test_has_signal_state_for_user_ignores_sender_keys(self, backend: Backend) -> None:
         await backend.put_sender_key("120363@g.us::123@s.whatsapp.net", record(1))
         assert await backend.has_signal_state_for_user("123") is False

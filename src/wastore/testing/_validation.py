@@ -399,6 +399,7 @@ BAD_INPUT_METHODS: Final[dict[str, tuple[_Arg, ...]]] = {
     "has_session": (ADDRESS,),
     "has_signal_state_for_user": (USER,),
     "delete_signal_state_for_user": (USER,),
+    "get_session_addresses": (USER,),
     "store_prekey": (PREKEY_ID, RECORD, FLAG),
     "store_prekeys_batch": (_seq(_pair(PREKEY_ID, RECORD)), FLAG),
     "load_prekey": (PREKEY_ID,),

@@ -220,6 +220,11 @@ class SqlAccount:
         ranges = self._user_ranges(v.user(user))
         return bool(await self._e.value(self._q.has_user_state, (self._id, *ranges)))
 
+    async def get_session_addresses(self, user: str) -> list[str]:
+        ranges = self._user_ranges(v.user(user))
+        rows = await self._e.rows(self._q.user_session_addresses, (self._id, *ranges))
+        return [a for (a,) in rows]
+
     async def delete_signal_state_for_user(self, user: str) -> int:
         user = v.user(user)
         ranges = (self._id, *self._user_ranges(user))

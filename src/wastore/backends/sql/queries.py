@@ -81,6 +81,10 @@ class Queries:
         "{p}identities WHERE device_id = $1 AND ((address >= $2 AND address < $3) OR (address >= "
         "$4 AND address < $5)))"
     )
+    user_session_addresses: str = _sql(
+        "SELECT address FROM {p}sessions WHERE device_id = $1 AND ((address >= $2 AND "
+        "address < $3) OR (address >= $4 AND address < $5)) ORDER BY address"
+    )
     delete_user_sessions: str = _sql(
         "DELETE FROM {p}sessions WHERE device_id = $1 AND ((address >= $2 AND address < $3) OR "
         "(address >= $4 AND address < $5))"

@@ -21,10 +21,15 @@ over one account's :class:`~wastore.PersistenceManager`:
 The sync/async model
 --------------------
 
-python-axolotl calls its store synchronously; wastore is asyncio. Every
-:class:`AxolotlStore` method blocks its caller while the coroutine runs on the
-event loop that owns the account (``asyncio.run_coroutine_threadsafe(...)
-.result()``). So python-axolotl must run on a thread other than that loop's:
+python-axolotl calls its store synchronously; wastore is asyncio. The account
+lives on an event loop, and python-axolotl must run on a thread other than
+that loop's. Through a SignalCache, the session, identity and sender-key
+calls python-axolotl makes for every message are served on its own thread
+when the cache can (a hit, a buffered write:
+:class:`~wastore.interop.bridge.SyncSignal`), and a message then costs one
+round trip to the loop per :meth:`AxolotlStore.flush`; every other call (and
+every call without a cache) blocks its caller while a coroutine runs on the
+loop (:meth:`~wastore.interop.bridge.LoopBridge.call`):
 
 - **Synchronous programs** use :class:`SyncContainer`: it starts an
   :class:`EventLoopThread`, opens the store there and hands out
@@ -47,8 +52,9 @@ event loop that owns the account (``asyncio.run_coroutine_threadsafe(...)
 
 A store method called on the loop's own thread would wait for a loop that
 cannot run until it returns — a deadlock. It raises :class:`WrongThreadError`
-instead. Calls from several threads at once are fine (each is one coroutine on
-the loop). Each call waits at most ``timeout`` seconds (default 60).
+instead. Calls from several threads at once are fine (the cache is
+thread-safe; each round trip is one coroutine on the loop). Each call waits at
+most ``timeout`` seconds (default 60).
 
 Durability
 ----------

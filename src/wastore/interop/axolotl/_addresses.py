@@ -91,6 +91,31 @@ def identity_address(name: str) -> str:
     return signal_address(name, 0)
 
 
+def user_devices(name: str) -> tuple[JID, str | None]:
+    """What a python-axolotl name means for a question about all its devices: its
+    JID, and the one address it names when it names a device (else None: every
+    device number of its user)."""
+    jid = _name_jid(name)
+    return jid, (jid.signal_address() if jid.device else None)
+
+
+def device_of(address: str, jid: JID) -> int | None:
+    """The device number of ``address`` when it is a device of ``jid``'s user on
+    ``jid``'s server (``user@server`` is device 0, ``user:N@server`` device N), else
+    None (another server, or not a signal address)."""
+    user, server = jid.user, jid.server
+    if not address.startswith(user) or not address.endswith("@" + server):
+        return None
+    middle = address[len(user) : len(address) - len(server) - 1]
+    if not middle:
+        return 0
+    digits = middle[1:]
+    if middle[0] != ":" or not digits.isdigit() or not digits.isascii() or digits[0] == "0":
+        return None
+    device = int(digits)
+    return device if device <= MAX_DEVICE else None
+
+
 def device_candidates(name: str) -> list[tuple[int, str]]:
     """``[(python-axolotl device id, wastore address)]`` of every device ``name`` can mean.
 

@@ -15,8 +15,14 @@ from ...errors import CorruptRecordError, StoreError, ValidationError
 from ...jid import JID, as_jid
 from ...keys import KEY_LEN, KeyPair, sign_pre_key
 from ...manager import PersistenceManager
-from ..bridge import DEFAULT_TIMEOUT, LoopBridge
-from ._addresses import device_candidates, identity_address, sender_key_address, signal_address
+from ..bridge import DEFAULT_TIMEOUT, LoopBridge, SyncSignal
+from ._addresses import (
+    device_of,
+    identity_address,
+    sender_key_address,
+    signal_address,
+    user_devices,
+)
 from ._compat import (
     AxolotlAddress,
     AxolotlStoreBase,
@@ -153,6 +159,9 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
                 ) from None
         self._pm = manager
         self._bridge = LoopBridge(loop, timeout)
+        # Sessions, identities, sender keys and pre-key consumption: served on the
+        # calling thread when the SignalCache can (hits, buffered writes).
+        self._sync = SyncSignal(self._bridge, manager)
 
     def __repr__(self) -> str:
         kind = "SignalCache" if self.uses_cache else "backend"
@@ -186,14 +195,20 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._bridge.call(coro)
 
+    @property
+    def sync_signal(self) -> SyncSignal:
+        """The synchronous Signal store this store reads and writes through."""
+        return self._sync
+
     def flush(self) -> None:
         """Commit the buffered Signal writes and the device row (the durability barrier).
 
         With a SignalCache, call it after encrypting and before sending, and
         after decrypting and before acknowledging the message: a session, the
-        identity saved with it and the pre-key it consumed commit together.
+        identity saved with it and the pre-key it consumed commit together. One
+        round trip to the store's loop, none when nothing waits to be committed.
         """
-        self._call(self._pm.flush())
+        self._sync.flush()
 
     async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """From a coroutine on the store's loop: run a python-axolotl call in a worker thread.
@@ -217,14 +232,14 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
     def saveIdentity(self, recepientId: str, identityKey: Any) -> None:
         """Store the 32-byte identity key of ``recepientId`` (see the address mapping)."""
         address = identity_address(recepientId)
-        self._call(self._signal.put_identity(address, public_key_bytes(identityKey)))
+        self._sync.put_identity(address, public_key_bytes(identityKey))
 
     def isTrustedIdentity(self, recepientId: str, identityKey: Any) -> bool:
         """Trust on first use: True when no identity is stored for ``recepientId`` or the
         stored 32-byte key equals ``identityKey``; False when a different key is stored."""
         address = identity_address(recepientId)
         key = public_key_bytes(identityKey)
-        stored = self._call(self._signal.load_identity(address))
+        stored = self._sync.load_identity(address)
         return stored is None or stored == key
 
     def forget_identity(self, recipient_id: str) -> None:
@@ -234,7 +249,7 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
         shows a new identity key. WhatsApp clients accept the new key (and show
         "security code changed"): call this, then process the message again.
         """
-        self._call(self._signal.delete_identity(identity_address(recipient_id)))
+        self._sync.delete_identity(identity_address(recipient_id))
 
     # -- PreKeyStore -------------------------------------------------------------
     def loadPreKey(self, preKeyId: int) -> Any:
@@ -258,7 +273,7 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
     def removePreKey(self, preKeyId: int) -> None:
         """Consume a pre-key. Through a SignalCache the removal is committed by the flush
         that commits the session built from it — never before."""
-        self._call(self._signal.remove_prekey(preKeyId))
+        self._sync.remove_prekey(preKeyId)
 
     # -- SignedPreKeyStore ---------------------------------------------------------
     @staticmethod
@@ -330,55 +345,59 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
     def loadSession(self, recepientId: str, deviceId: int) -> Any:
         """The session record, or a fresh one when there is none (as python-axolotl expects)."""
         address = signal_address(recepientId, deviceId)
-        data = self._call(self._signal.get_session(address))
+        data = self._sync.get_session(address)
         return SessionRecord() if data is None else _decode(SessionRecord, data, "session", address)
 
     def getSubDeviceSessions(self, recepientId: str) -> list[int]:
         """The device ids of ``recepientId`` that have a session, ascending.
 
-        A bare name is probed over every device number (one query); a name that
-        includes a device answers ``[0]`` or ``[]``. Through a SignalCache this
-        flushes first, so that the database answers for the buffered writes too.
+        For a bare name, the devices of its user on its server: one indexed range
+        query (``get_session_addresses``), with the SignalCache's buffered writes
+        over it. A name that includes a device answers ``[0]`` or ``[]``.
         """
-        candidates = device_candidates(recepientId)
-        found = self._call(self._find_sessions([a for _, a in candidates]))
-        return [d for d, a in candidates if a in found]
+        jid, named = user_devices(recepientId)
+        if named is not None:
+            return [0] if self._sync.has_session(named) else []
+        return sorted(self._devices(self._call(self._signal.get_session_addresses(jid.user)), jid))
 
-    async def _find_sessions(self, addresses: Sequence[str]) -> set[str]:
-        cache = self._pm.signal_cache
-        if cache is not None:
-            await cache.flush()
-        return set(await self._pm.backend.get_sessions(addresses))
+    @staticmethod
+    def _devices(addresses: Sequence[str], jid: JID) -> dict[int, str]:
+        """``{device id: address}`` of the addresses that are devices of ``jid``'s user."""
+        found = {}
+        for address in addresses:
+            device = device_of(address, jid)
+            if device is not None:
+                found[device] = address
+        return found
 
     def storeSession(self, recepientId: str, deviceId: int, sessionRecord: Any) -> None:
         address = signal_address(recepientId, deviceId)
         data = sessionRecord.serialize()
         if not data:  # an empty record is the same as none
-            self._call(self._signal.delete_session(address))
+            self._sync.delete_session(address)
         else:
-            self._call(self._signal.put_session(address, data))
+            self._sync.put_session(address, data)
 
     def containsSession(self, recepientId: str, deviceId: int) -> bool:
-        return self._call(self._signal.has_session(signal_address(recepientId, deviceId)))
+        return self._sync.has_session(signal_address(recepientId, deviceId))
 
     def deleteSession(self, recepientId: str, deviceId: int) -> None:
-        self._call(self._signal.delete_session(signal_address(recepientId, deviceId)))
+        self._sync.delete_session(signal_address(recepientId, deviceId))
 
     def deleteAllSessions(self, recepientId: str) -> None:
         """Delete the sessions of every device of ``recepientId`` (one commit)."""
-        addresses = [a for _, a in device_candidates(recepientId)]
-        self._call(self._delete_sessions(addresses))
-
-    async def _delete_sessions(self, addresses: Sequence[str]) -> None:
-        backend = self._pm.backend
-        cache = self._pm.signal_cache
-        if cache is not None:
-            for address in await self._find_sessions(addresses):
-                await cache.delete_session(address)
+        jid, named = user_devices(recepientId)
+        if named is not None:
+            self._sync.delete_session(named)
             return
-        async with backend.transaction():
-            for address in await backend.get_sessions(addresses):
-                await backend.delete_session(address)
+        self._call(self._delete_sessions(jid))
+
+    async def _delete_sessions(self, jid: JID) -> None:
+        signal = self._signal
+        async with signal.transaction():
+            found = self._devices(await signal.get_session_addresses(jid.user), jid)
+            for address in found.values():
+                await signal.delete_session(address)
 
     # -- SenderKeyStore ----------------------------------------------------------------
     def storeSenderKey(self, senderKeyId: Any, senderKeyRecord: Any) -> None:
@@ -386,14 +405,14 @@ class AxolotlStore(AxolotlStoreBase, SenderKeyStore):  # type: ignore[misc]
         address = sender_key_address(senderKeyId)
         data = senderKeyRecord.serialize()
         if not data:
-            self._call(self._signal.delete_sender_key(address))
+            self._sync.delete_sender_key(address)
         else:
-            self._call(self._signal.put_sender_key(address, data))
+            self._sync.put_sender_key(address, data)
 
     def loadSenderKey(self, senderKeyId: Any) -> Any:
         """The sender key record, or an empty one when there is none."""
         address = sender_key_address(senderKeyId)
-        data = self._call(self._signal.get_sender_key(address))
+        data = self._sync.get_sender_key(address)
         if data is None:
             return SenderKeyRecord()
         return _decode(SenderKeyRecord, data, "sender key", address)

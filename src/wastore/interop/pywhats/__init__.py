@@ -31,14 +31,16 @@ The sync/async model
 
 pywhats calls its stores synchronously from its own event loop. The store
 therefore runs on an event loop of its own, in another thread
-(:class:`~wastore.interop.bridge.SyncContainer`), and each store call blocks
-pywhats' loop for one database round trip — what pywhats' own ``sqlite3``
-store does. Every call commits before it returns; pywhats' ``atomic`` blocks
-(a decrypted pre-key message's session, the peer identity and the consumed
-one-time pre-key; a batch of app-state keys; a LID migration) are one
-transaction each. An async :class:`~wastore.Container` cannot be given to the
-client: it runs on the caller's loop, which pywhats blocks while it calls its
-stores.
+(:class:`~wastore.interop.bridge.SyncContainer`). The client's sessions,
+identities and sender keys go through a SignalCache served on pywhats' own
+thread (:class:`~wastore.interop.bridge.SyncSignal`) and are committed before
+any frame goes to the server; every other store call blocks pywhats' loop for
+one database round trip and commits before it returns — what pywhats' own
+``sqlite3`` store does. pywhats' ``atomic`` blocks (a decrypted pre-key
+message's session, the peer identity and the consumed one-time pre-key; a
+batch of app-state keys; a LID migration) are one transaction each. An async
+:class:`~wastore.Container` cannot be given to the client: it runs on the
+caller's loop, which pywhats blocks while it calls its stores.
 """
 
 from __future__ import annotations

@@ -23,6 +23,36 @@ def _assign(draft: Device, new: Device) -> None:
         setattr(draft, name, getattr(new, name))
 
 
+FLUSHER_INTERVAL = 30.0
+"""Seconds between the account's background saves (its SignalCache's flusher commits
+buffered writes ~25 ms after they are made, whatever this interval)."""
+
+
+class _FlushBeforeSend:
+    """pywhats' transport, with the durability barrier in front of it: before a frame
+    goes to the server, every Signal write buffered so far is committed.
+
+    A message's ciphertext, the receipt of a decrypted message and the retry
+    receipt of a failed one all leave through ``send``; so no frame can tell the
+    server (or a peer) about a ratchet step that is not on disk yet. The commit is
+    awaited, so pywhats' event loop keeps running meanwhile; when nothing waits to
+    be committed ``send`` costs nothing more.
+    """
+
+    def __init__(self, transport: Any, client: WastoreClient) -> None:
+        self._transport = transport
+        self._client = client
+
+    async def send(self, data: bytes) -> None:
+        stores = self._client._signal_store
+        if isinstance(stores, SignalStores) and stores.pending:
+            await stores.aflush()
+        await self._transport.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _Release:
     """What a shared SyncContainer closes before itself: the client's account."""
 
@@ -46,10 +76,18 @@ class WastoreClient(Client):  # type: ignore[misc]
     it — when the client is built, and released by :meth:`disconnect` (after a
     final flush) and :meth:`close`; ``connect()`` takes it again.
 
-    Every store call pywhats makes is synchronous and commits before it
-    returns, as with pywhats' own SQLite store: it blocks pywhats' event loop
-    for one database round trip while the store's own loop, on a thread of its
-    own, does the work (see :mod:`wastore.interop.bridge`).
+    pywhats calls its stores synchronously from its event loop. The account
+    has a :class:`~wastore.cache.SignalCache`: sessions, identities and sender
+    keys are read and buffered on pywhats' own thread, without a round trip
+    (:class:`~wastore.interop.bridge.SyncSignal`), and committed before any
+    frame goes to the server — the ciphertext of a message, the receipt of a
+    decrypted one — by a flush that pywhats' loop awaits without being blocked
+    (and ~25 ms after they were made anyway, by the cache's flusher). pywhats'
+    ``atomic`` blocks (a pre-key message's session, identity and consumed
+    pre-key) are one transaction each. Everything else pywhats stores (LID
+    mappings, pre-keys, app-state keys and versions) commits before the call
+    returns, one round trip to the store's own loop on a thread of its own
+    (see :mod:`wastore.interop.bridge`).
 
     Args:
         store: a store URL (``sqlite:///…``, ``postgresql://…``) or an SQLite
@@ -138,7 +176,10 @@ class WastoreClient(Client):  # type: ignore[misc]
                 raise StoreError("this WastoreClient is closed")
             if self._wa_pm is None:
                 self._wa_pm = self._wa_runtime.open_manager(
-                    self._wa_device_id, holder=self._wa_holder
+                    self._wa_device_id,
+                    holder=self._wa_holder,
+                    signal_cache=True,
+                    background_saver=FLUSHER_INTERVAL,
                 )
             return self._wa_pm
 
@@ -173,7 +214,7 @@ class WastoreClient(Client):  # type: ignore[misc]
         ):
             # Credentials given to the client directly (``client._device = ...``).
             self._store_device(self._device)
-        stores = SignalStores.attach(self._wa_runtime, pm.backend, on_close=self._release_account)
+        stores = SignalStores.attach(self._wa_runtime, pm, on_close=self._release_account)
         self._signal_store = stores
         return (
             stores.sessions,
@@ -185,6 +226,15 @@ class WastoreClient(Client):  # type: ignore[misc]
             stores.sender_keys,
             stores.transaction,
         )
+
+    def _install_messaging(self, transport: Any) -> None:
+        """pywhats wires its sender, receiver, pre-key uploader, ... to the transport:
+        give them (and the client's own stanzas) the transport that flushes before it
+        sends."""
+        guarded = _FlushBeforeSend(transport, self)
+        if getattr(self, "_transport", None) is transport:
+            self._transport = guarded
+        super()._install_messaging(guarded)
 
     # -- closing -----------------------------------------------------------------
     async def disconnect(self) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
+from ...cache import SignalCache
 from ...contract import Backend
 from ...errors import CorruptRecordError, DeviceNotFoundError, StoreError, ValidationError
 from ...formats import pywhats as fmt
@@ -18,7 +19,7 @@ from ...manager import PersistenceManager
 from ...values import AppStateSyncKey as WaSyncKey
 from ...values import HashState as WaHashState
 from ...values import LidPnMapping, MutationMAC
-from ..bridge import DEFAULT_TIMEOUT, LoopBridge, SyncContainer
+from ..bridge import DEFAULT_TIMEOUT, LoopBridge, SyncContainer, SyncSignal
 from ._compat import (
     AppStateSyncKey,
     HashState,
@@ -107,7 +108,19 @@ class _Facet:
 
     @property
     def _b(self) -> Backend:
+        """The backend: state the SignalCache does not hold (committed per call)."""
         return self._s.backend
+
+    @property
+    def _sig(self) -> SyncSignal:
+        """Sessions, identities, sender keys: on the caller's thread when the cache can
+        (raises :class:`~wastore.StoreError` once the stores are closed)."""
+        return self._s.live_signal()
+
+    @property
+    def _signal(self) -> SignalCache | Backend:
+        """The async Signal store (the cache when there is one), through ``call``."""
+        return self._s.sync_signal.signal
 
 
 class SessionFacet(_Facet):
@@ -117,7 +130,7 @@ class SessionFacet(_Facet):
 
     def load(self, session_id: str) -> RatchetState | None:
         address = fmt.session_address(session_id)
-        data = self._s.call(self._b.get_session(address))
+        data = self._sig.get_session(address)
         if data is None:
             return None
         state = _decode_json(data, "session", address)
@@ -131,10 +144,10 @@ class SessionFacet(_Facet):
     def save(self, session_id: str, state: RatchetState) -> None:
         # The bytes pywhats' own SqliteStore writes (its JSON, default separators).
         record = json.dumps(serialize_state(state)).encode()
-        self._s.call(self._b.put_session(fmt.session_address(session_id), record))
+        self._sig.put_session(fmt.session_address(session_id), record)
 
     def delete(self, session_id: str) -> None:
-        self._s.call(self._b.delete_session(fmt.session_address(session_id)))
+        self._sig.delete_session(fmt.session_address(session_id))
 
 
 class IdentityFacet(_Facet):
@@ -143,13 +156,13 @@ class IdentityFacet(_Facet):
     __slots__ = ()
 
     def load(self, session_id: str) -> bytes | None:
-        return self._s.call(self._b.load_identity(fmt.session_address(session_id)))
+        return self._sig.load_identity(fmt.session_address(session_id))
 
     def save(self, session_id: str, identity_public: bytes) -> None:
-        self._s.call(self._b.put_identity(fmt.session_address(session_id), identity_public))
+        self._sig.put_identity(fmt.session_address(session_id), identity_public)
 
     def delete(self, session_id: str) -> None:
-        self._s.call(self._b.delete_identity(fmt.session_address(session_id)))
+        self._sig.delete_identity(fmt.session_address(session_id))
 
 
 class LidMapFacet(_Facet):
@@ -215,7 +228,7 @@ class PreKeyFacet(_Facet):
     __slots__ = ()
 
     def load(self, key_id: int) -> OneTimePreKey | None:
-        data = self._s.call(self._b.load_prekey(key_id))
+        data = self._s.call(self._signal.load_prekey(key_id))
         if data is None:
             return None
         try:
@@ -226,13 +239,14 @@ class PreKeyFacet(_Facet):
 
     def save(self, opk: OneTimePreKey) -> None:
         record = fmt.encode_prekey_record(opk.key_id, opk.private, opk.public)
-        self._s.call(self._b.store_prekey(opk.key_id, record, True))
+        self._s.call(self._signal.store_prekey(opk.key_id, record, True))
 
     def delete(self, key_id: int) -> None:
-        self._s.call(self._b.remove_prekey(key_id))
+        """Consume a pre-key (through the SignalCache: with the session built from it)."""
+        self._sig.remove_prekey(key_id)
 
     def max_id(self) -> int:
-        return self._s.call(self._b.get_max_prekey_id())
+        return self._s.call(self._signal.get_max_prekey_id())
 
 
 class AppStateKeyFacet(_Facet):
@@ -313,7 +327,7 @@ class SenderKeyFacet(_Facet):
 
     def load(self, group_id: str, sender_id: str) -> SenderKeyState | None:
         address = fmt.sender_key_address(group_id, sender_id)
-        data = self._s.call(self._b.get_sender_key(address))
+        data = self._sig.get_sender_key(address)
         if data is None:
             return None
         state = _decode_json(data, "sender key", address)
@@ -326,10 +340,10 @@ class SenderKeyFacet(_Facet):
 
     def save(self, group_id: str, sender_id: str, state: SenderKeyState) -> None:
         record = json.dumps(serialize_sender_key_state(state)).encode()
-        self._s.call(self._b.put_sender_key(fmt.sender_key_address(group_id, sender_id), record))
+        self._sig.put_sender_key(fmt.sender_key_address(group_id, sender_id), record)
 
     def delete(self, group_id: str, sender_id: str) -> None:
-        self._s.call(self._b.delete_sender_key(fmt.sender_key_address(group_id, sender_id)))
+        self._sig.delete_sender_key(fmt.sender_key_address(group_id, sender_id))
 
 
 class SignalStores:
@@ -338,10 +352,17 @@ class SignalStores:
     The counterpart of pywhats' ``SqliteStore``, with the same attributes —
     :attr:`sessions`, :attr:`identities`, :attr:`lid_map`, :attr:`prekeys`,
     :attr:`app_state_keys`, :attr:`app_state`, :attr:`sender_keys` — plus
-    :meth:`transaction` (pywhats' ``atomic`` block) and :meth:`close`. Every
-    method is synchronous and commits before it returns, as pywhats expects;
-    each is a blocking call into the store's event loop, made from any thread
-    but that loop's (see :mod:`wastore.interop.bridge`).
+    :meth:`transaction` (pywhats' ``atomic`` block), :meth:`flush` and
+    :meth:`close`. Every method is synchronous, called from any thread but the
+    store loop's (see :mod:`wastore.interop.bridge`).
+
+    Without a SignalCache (the default here) every method commits before it
+    returns, as pywhats' own store does; each is a blocking call into the
+    store's event loop. With one (``signal_cache=True``; what
+    :class:`WastoreClient` uses) sessions, identities, sender keys and the
+    consumption of pre-keys are served and buffered on the caller's thread
+    (:class:`~wastore.interop.bridge.SyncSignal`), and :meth:`flush` is the
+    barrier that commits them; everything else still commits per call.
 
     Args:
         store: a store URL or SQLite path (opened here, on a loop thread of
@@ -352,6 +373,8 @@ class SignalStores:
         lease: take the account lease, so that no other process serves the
             account meanwhile (released by :meth:`close`). Tools that read an
             account while a client serves it pass ``lease=False``.
+        signal_cache: buffer Signal writes in a SignalCache until :meth:`flush`
+            (needs ``lease``: only the lease holder may cache the account).
         timeout: seconds one call may take (None: no limit).
         options: store options, when ``store`` is a URL (see
             :func:`wastore.open_store`).
@@ -368,19 +391,27 @@ class SignalStores:
         account: AccountArg = None,
         *,
         lease: bool = True,
+        signal_cache: bool = False,
         timeout: float | None = DEFAULT_TIMEOUT,
         **options: Any,
     ) -> None:
+        if signal_cache and not lease:
+            raise ValidationError(
+                "signal_cache=True needs lease=True: a cache is only safe for the process "
+                "that holds the account"
+            )
         runtime, owned = runtime_for(store, timeout, options)
         try:
             device_id = resolve_account(runtime, account)
-            pm = runtime.open_manager(device_id) if lease else None
+            pm = runtime.open_manager(device_id, signal_cache=signal_cache) if lease else None
         except BaseException:
             if owned:
                 runtime.close()
             raise
-        backend = pm.backend if pm is not None else runtime.container.backend(device_id)
-        self._setup(runtime, backend, owned_runtime=owned, manager=pm, on_close=None)
+        source: PersistenceManager | Backend = (
+            pm if pm is not None else runtime.container.backend(device_id)
+        )
+        self._setup(runtime, source, owned_runtime=owned, manager=pm, on_close=None)
         if not owned:
             runtime.track(self)
 
@@ -388,19 +419,21 @@ class SignalStores:
     def attach(
         cls,
         runtime: SyncContainer,
-        backend: Backend,
+        account: PersistenceManager | Backend,
         *,
         on_close: Any = None,
     ) -> SignalStores:
-        """Facets over an account someone else opened (a client); ``close()`` calls ``on_close``."""
+        """Facets over an account someone else opened (a client): its manager (its
+        SignalCache, if it has one, is used) or its backend; ``close()`` calls
+        ``on_close`` and leaves the manager to its owner."""
         self = cls.__new__(cls)
-        self._setup(runtime, backend, owned_runtime=False, manager=None, on_close=on_close)
+        self._setup(runtime, account, owned_runtime=False, manager=None, on_close=on_close)
         return self
 
     def _setup(
         self,
         runtime: SyncContainer,
-        backend: Backend,
+        account: PersistenceManager | Backend,
         *,
         owned_runtime: bool,
         manager: PersistenceManager | None,
@@ -408,7 +441,8 @@ class SignalStores:
     ) -> None:
         self._runtime = runtime
         self._bridge: LoopBridge = runtime.bridge
-        self._backend = backend
+        self._backend = account.backend if isinstance(account, PersistenceManager) else account
+        self._sync = SyncSignal(self._bridge, account)
         self._owned_runtime = owned_runtime
         self._pm = manager
         self._on_close = on_close
@@ -436,27 +470,56 @@ class SignalStores:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def sync_signal(self) -> SyncSignal:
+        """The account's Signal store for synchronous callers (the facets' fast path)."""
+        return self._sync
+
+    def live_signal(self) -> SyncSignal:
+        """:attr:`sync_signal`, or :class:`~wastore.StoreError` once closed."""
+        if self._closed:
+            raise StoreError(f"the pywhats stores of account {self.device_id} are closed")
+        return self._sync
+
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the store's loop and wait for it: the one path every
-        facet call takes into the store."""
+        """Run a coroutine on the store's loop and wait for it: the path every facet
+        call takes into the store, unless the SignalCache answers it on the caller's
+        thread."""
         if self._closed:
             coro.close()
             raise StoreError(f"the pywhats stores of account {self.device_id} are closed")
         return self._bridge.call(coro)
+
+    @property
+    def pending(self) -> bool:
+        """True while buffered writes wait for :meth:`flush`."""
+        return self._sync.pending
+
+    def flush(self) -> None:
+        """Commit the buffered Signal writes (with a SignalCache; without one every call
+        has committed already and this does nothing): one round trip to the store's
+        loop, none when nothing is pending."""
+        self.live_signal().flush()
+
+    async def aflush(self) -> None:
+        """:meth:`flush` from a coroutine on another event loop (pywhats' loop): it
+        awaits the commit without blocking that loop."""
+        await self.live_signal().aflush()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """pywhats' ``atomic`` block: every facet write in the block commits together,
         or none does if the block raises (the exception propagates).
 
-        The block is one transaction of the account's backend, held open in a
-        task on the store's loop while the block runs (see
-        :meth:`wastore.interop.bridge.LoopBridge.held`); a nested block is a
-        savepoint. Other threads' calls are not part of it.
+        The block is one transaction of the account's backend (through the
+        SignalCache when there is one: its buffered writes of the block go
+        into the commit), held open in a task on the store's loop while the
+        block runs (see :meth:`wastore.interop.bridge.LoopBridge.held`); a
+        nested block is a savepoint. Every facet call in the block is a round
+        trip to that task. Other threads' calls are not part of it.
         """
-        if self._closed:
-            raise StoreError(f"the pywhats stores of account {self.device_id} are closed")
-        with self._bridge.held(self._backend.transaction()):
+        signal = self.live_signal().signal
+        with self._bridge.held(signal.transaction()):
             yield
 
     def close(self) -> None:
