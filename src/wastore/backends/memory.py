@@ -10,10 +10,13 @@ never loses an update); the writes of other tasks wait for an open one to
 end, at most :attr:`MemoryStore.lock_timeout` seconds (then
 :class:`~wastore.BackendUnavailableError` names the holder), and their reads
 see the state as last committed (the open transaction's undo journal applied
-to copies). A task started inside a transaction may read but not write while
-it is open (:mod:`wastore.backends._txn`). A lease taken through a view fences the writes
-of that view: once another holder took the lease over (after its ttl), they
-raise :class:`~wastore.AccountInUseError` and change nothing.
+to copies). The container's writes (``create_device``, ``delete_device``,
+``backend(id).create()``) made by the task inside its transaction join it, as
+on SQL, and its rollback undoes them. A task started inside a transaction may
+read but not write while it is open (:mod:`wastore.backends._txn`). A lease
+taken through a view fences the writes of that view: once another holder took
+the lease over (after its ttl), they raise :class:`~wastore.AccountInUseError`
+and change nothing.
 """
 
 from __future__ import annotations
@@ -82,6 +85,26 @@ class _Account:
 _Undo = tuple[dict[Any, Any], Any, Any]  # (dict, key, old value or _MISSING)
 
 
+def _journal(st: _txn.TxnState[list[_Undo]] | None) -> list[_Undo] | None:
+    """The undo journal of the running task's transaction, if it is inside one."""
+    return None if st is None else st.data
+
+
+def _set(journal: list[_Undo] | None, d: dict[K, V], key: K, value: V) -> None:
+    if journal is not None:
+        journal.append((d, key, d.get(key, _MISSING)))
+    d[key] = value
+
+
+def _del(journal: list[_Undo] | None, d: dict[K, V], key: K) -> bool:
+    old = d.pop(key, _MISSING)
+    if old is _MISSING:
+        return False
+    if journal is not None:
+        journal.append((d, key, old))
+    return True
+
+
 @dataclass
 class MemorySnapshot:
     """A debug snapshot kept by a MemoryStore: a deep copy of one account."""
@@ -107,15 +130,16 @@ class MemoryStore:
     # -- Container ---------------------------------------------------------
     async def create_device(self) -> int:
         self._check_open()
-        await self._wait_for_other_txn()
+        st = await self._wait_for_other_txn()
         device_id = self._next_id
-        self._next_id += 1
-        self._accounts[device_id] = _Account(device=Device.new().frozen())
+        self._next_id += 1  # like a SQL sequence, never rolled back
+        # Journalled: created inside a transaction, the account goes with its rollback.
+        _set(_journal(st), self._accounts, device_id, _Account(device=Device.new().frozen()))
         return device_id
 
     async def devices(self) -> list[int]:
         self._check_open()
-        return sorted(i for i, a in self._accounts.items() if a.device is not None)
+        return sorted(i for i, a in self._visible_accounts().items() if a.device is not None)
 
     def backend(self, device_id: int) -> MemoryBackend:
         self._check_open()
@@ -131,8 +155,9 @@ class MemoryStore:
     async def find_device(self, jid: JID | str) -> int | None:
         self._check_open()
         user = as_jid(jid).user
-        for device_id in sorted(self._accounts):
-            dev = self._accounts[device_id].device
+        accounts = self._visible_accounts()
+        for device_id in sorted(accounts):
+            dev = accounts[device_id].device
             if dev is None:
                 continue
             if (dev.pn is not None and dev.pn.user == user) or (
@@ -144,8 +169,9 @@ class MemoryStore:
     async def delete_device(self, device_id: int) -> None:
         self._check_open()
         v.integer(device_id, "device_id", 1)
-        await self._wait_for_other_txn()
-        if self._accounts.pop(device_id, None) is None:
+        st = await self._wait_for_other_txn()
+        # Journalled: deleted inside a transaction, the account comes back with its rollback.
+        if not _del(_journal(st), self._accounts, device_id):
             raise DeviceNotFoundError(device_id)
 
     async def close(self) -> None:
@@ -177,6 +203,32 @@ class MemoryStore:
         if self._lock.locked():
             await self._acquire(release=True)
         return None
+
+    def _reads_committed(self) -> bool:
+        """Whether the running task reads the committed state: another task's transaction
+        is open (a read never waits for a transaction)."""
+        return self._holder is not None and _txn.current(self, read=True) is None
+
+    def _visible_accounts(self) -> dict[int, _Account]:
+        """Every account as the running task sees it (see :meth:`MemoryBackend._read`)."""
+        if not self._reads_committed():
+            return self._accounts
+        return {i: self._committed_view(a) for i, a in self._committed_accounts().items()}
+
+    def _committed_accounts(self) -> dict[int, _Account]:
+        """The accounts without those the open transaction created or deleted."""
+        holder = self._holder
+        accounts = self._accounts
+        touched = [] if holder is None else [e for e in holder.data if e[0] is accounts]
+        if not touched:
+            return accounts
+        view = dict(accounts)
+        for _, key, old in reversed(touched):
+            if old is _MISSING:
+                view.pop(key, None)
+            else:
+                view[key] = old
+        return view
 
     def _committed_view(self, acct: _Account) -> _Account:
         """``acct`` without the writes of the open transaction (its undo journal applied
@@ -253,10 +305,9 @@ class MemoryBackend:
         waits for a transaction)."""
         c = self._c
         c._check_open()
-        acct = c._accounts.get(self._id) or _Account()
-        if c._holder is not None and _txn.current(c, read=True) is None:
-            return c._committed_view(acct)
-        return acct
+        if c._reads_committed():
+            return c._committed_view(c._committed_accounts().get(self._id) or _Account())
+        return c._accounts.get(self._id) or _Account()
 
     async def _write(self) -> tuple[_Account, list[_Undo] | None]:
         self._c._check_open()
@@ -265,7 +316,7 @@ class MemoryBackend:
         if acct is None or acct.device is None:
             raise DeviceNotFoundError(self._id, "create the device row first (create())")
         self._check_lease(acct)
-        return acct, (st.data if st is not None else None)
+        return acct, _journal(st)
 
     def _check_lease(self, acct: _Account | None) -> None:
         """Raise AccountInUseError if this view took the lease and lost it."""
@@ -277,20 +328,8 @@ class MemoryBackend:
             holder = "another holder" if lease is None else lease[1]
             raise AccountInUseError(self._id, holder, "this process lost the account lease")
 
-    @staticmethod
-    def _set(journal: list[_Undo] | None, d: dict[K, V], key: K, value: V) -> None:
-        if journal is not None:
-            journal.append((d, key, d.get(key, _MISSING)))
-        d[key] = value
-
-    @staticmethod
-    def _del(journal: list[_Undo] | None, d: dict[K, V], key: K) -> bool:
-        old = d.pop(key, _MISSING)
-        if old is _MISSING:
-            return False
-        if journal is not None:
-            journal.append((d, key, old))
-        return True
+    _set = staticmethod(_set)
+    _del = staticmethod(_del)
 
     def _del_where(
         self, journal: list[_Undo] | None, d: dict[K, V], pred: Callable[[K, V], bool]
@@ -845,10 +884,10 @@ class MemoryBackend:
     async def create(self) -> int:
         c = self._c
         c._check_open()
-        await c._wait_for_other_txn()
+        st = await c._wait_for_other_txn()
         acct = c._accounts.get(self._id)
         if acct is None or acct.device is None:
-            c._accounts[self._id] = _Account(device=Device.new().frozen())
+            _set(_journal(st), c._accounts, self._id, _Account(device=Device.new().frozen()))
             c._next_id = max(c._next_id, self._id + 1)
         return self._id
 
