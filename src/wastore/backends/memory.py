@@ -105,6 +105,13 @@ def _del(journal: list[_Undo] | None, d: dict[K, V], key: K) -> bool:
     return True
 
 
+def _del_where(journal: list[_Undo] | None, d: dict[K, V], pred: Callable[[K, V], bool]) -> int:
+    doomed = [k for k, val in d.items() if pred(k, val)]
+    for k in doomed:
+        _del(journal, d, k)
+    return len(doomed)
+
+
 @dataclass
 class MemorySnapshot:
     """A debug snapshot kept by a MemoryStore: a deep copy of one account."""
@@ -328,17 +335,6 @@ class MemoryBackend:
             holder = "another holder" if lease is None else lease[1]
             raise AccountInUseError(self._id, holder, "this process lost the account lease")
 
-    _set = staticmethod(_set)
-    _del = staticmethod(_del)
-
-    def _del_where(
-        self, journal: list[_Undo] | None, d: dict[K, V], pred: Callable[[K, V], bool]
-    ) -> int:
-        doomed = [k for k, val in d.items() if pred(k, val)]
-        for k in doomed:
-            self._del(journal, d, k)
-        return len(doomed)
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         c = self._c
@@ -377,13 +373,13 @@ class MemoryBackend:
         address = v.address(address)
         key = v.fixed(key, "identity key", 32)
         acct, j = await self._write()
-        self._set(j, acct.identities, address, key)
+        _set(j, acct.identities, address, key)
 
     async def put_identities_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_keys(items, "identities")
         acct, j = await self._write()
         for a, k in checked.items():
-            self._set(j, acct.identities, a, k)
+            _set(j, acct.identities, a, k)
 
     async def load_identity(self, address: str) -> bytes | None:
         address = v.address(address)
@@ -392,7 +388,7 @@ class MemoryBackend:
     async def delete_identity(self, address: str) -> None:
         address = v.address(address)
         acct, j = await self._write()
-        self._del(j, acct.identities, address)
+        _del(j, acct.identities, address)
 
     # -- sessions ----------------------------------------------------------
     async def get_session(self, address: str) -> bytes | None:
@@ -408,18 +404,18 @@ class MemoryBackend:
         address = v.address(address)
         record = v.blob(record, "session record")
         acct, j = await self._write()
-        self._set(j, acct.sessions, address, record)
+        _set(j, acct.sessions, address, record)
 
     async def put_sessions_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_records(items, "sessions")
         acct, j = await self._write()
         for a, r in checked.items():
-            self._set(j, acct.sessions, a, r)
+            _set(j, acct.sessions, a, r)
 
     async def delete_session(self, address: str) -> None:
         address = v.address(address)
         acct, j = await self._write()
-        self._del(j, acct.sessions, address)
+        _del(j, acct.sessions, address)
 
     async def has_session(self, address: str) -> bool:
         address = v.address(address)
@@ -441,9 +437,9 @@ class MemoryBackend:
     async def delete_signal_state_for_user(self, user: str) -> int:
         user = v.user(user)
         acct, j = await self._write()
-        n = self._del_where(j, acct.sessions, lambda a, _: user_matches(a, user))
-        n += self._del_where(j, acct.identities, lambda a, _: user_matches(a, user))
-        n += self._del_where(j, acct.sender_keys, lambda a, _: sender_key_user_matches(a, user))
+        n = _del_where(j, acct.sessions, lambda a, _: user_matches(a, user))
+        n += _del_where(j, acct.identities, lambda a, _: user_matches(a, user))
+        n += _del_where(j, acct.sender_keys, lambda a, _: sender_key_user_matches(a, user))
         return n
 
     # -- pre-keys ----------------------------------------------------------
@@ -452,14 +448,14 @@ class MemoryBackend:
         record = v.blob(record, "pre-key record")
         uploaded = v.boolean(uploaded, "uploaded")
         acct, j = await self._write()
-        self._set(j, acct.prekeys, id, (record, uploaded))
+        _set(j, acct.prekeys, id, (record, uploaded))
 
     async def store_prekeys_batch(self, items: Sequence[tuple[int, bytes]], uploaded: bool) -> None:
         checked = v.prekey_records(items)
         uploaded = v.boolean(uploaded, "uploaded")
         acct, j = await self._write()
         for i, r in checked.items():
-            self._set(j, acct.prekeys, i, (r, uploaded))
+            _set(j, acct.prekeys, i, (r, uploaded))
 
     async def load_prekey(self, id: int) -> bytes | None:
         id = v.prekey_id(id)
@@ -483,12 +479,12 @@ class MemoryBackend:
         for i in wanted:
             entry = acct.prekeys.get(i)
             if entry is not None and not entry[1]:
-                self._set(j, acct.prekeys, i, (entry[0], True))
+                _set(j, acct.prekeys, i, (entry[0], True))
 
     async def remove_prekey(self, id: int) -> None:
         id = v.prekey_id(id)
         acct, j = await self._write()
-        self._del(j, acct.prekeys, id)
+        _del(j, acct.prekeys, id)
 
     async def get_max_prekey_id(self) -> int:
         return max((await self._read()).prekeys, default=0)
@@ -502,7 +498,7 @@ class MemoryBackend:
         id = v.prekey_id(id, "signed pre-key id")
         record = v.blob(record, "signed pre-key record")
         acct, j = await self._write()
-        self._set(j, acct.signed_prekeys, id, record)
+        _set(j, acct.signed_prekeys, id, record)
 
     async def load_signed_prekey(self, id: int) -> bytes | None:
         id = v.prekey_id(id, "signed pre-key id")
@@ -514,20 +510,20 @@ class MemoryBackend:
     async def remove_signed_prekey(self, id: int) -> None:
         id = v.prekey_id(id, "signed pre-key id")
         acct, j = await self._write()
-        self._del(j, acct.signed_prekeys, id)
+        _del(j, acct.signed_prekeys, id)
 
     # -- sender keys -------------------------------------------------------
     async def put_sender_key(self, address: str, record: bytes) -> None:
         address = v.address(address, "sender key address")
         record = v.blob(record, "sender key record")
         acct, j = await self._write()
-        self._set(j, acct.sender_keys, address, record)
+        _set(j, acct.sender_keys, address, record)
 
     async def put_sender_keys_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
         checked = v.address_records(items, "sender keys")
         acct, j = await self._write()
         for a, r in checked.items():
-            self._set(j, acct.sender_keys, a, r)
+            _set(j, acct.sender_keys, a, r)
 
     async def get_sender_key(self, address: str) -> bytes | None:
         address = v.address(address, "sender key address")
@@ -536,7 +532,7 @@ class MemoryBackend:
     async def delete_sender_key(self, address: str) -> None:
         address = v.address(address, "sender key address")
         acct, j = await self._write()
-        self._del(j, acct.sender_keys, address)
+        _del(j, acct.sender_keys, address)
 
     # -- AppSyncStore ------------------------------------------------------
     async def get_sync_key(self, key_id: bytes) -> AppStateSyncKey | None:
@@ -549,12 +545,12 @@ class MemoryBackend:
         acct, j = await self._write()
         old = acct.sync_keys.get(key_id)
         if old is None or old.timestamp <= key.timestamp:
-            self._set(j, acct.sync_keys, key_id, key)
+            _set(j, acct.sync_keys, key_id, key)
 
     async def delete_sync_key(self, key_id: bytes) -> None:
         key_id = v.sync_key_id(key_id)
         acct, j = await self._write()
-        self._del(j, acct.sync_keys, key_id)
+        _del(j, acct.sync_keys, key_id)
 
     async def get_latest_sync_key_id(self) -> bytes | None:
         keys = (await self._read()).sync_keys
@@ -570,7 +566,7 @@ class MemoryBackend:
         name = v.collection_name(name)
         v.instance(state, HashState, "state")
         acct, j = await self._write()
-        self._set(j, acct.versions, name, state)
+        _set(j, acct.versions, name, state)
 
     async def put_mutation_macs(self, name: str, version: int, macs: Sequence[MutationMAC]) -> None:
         name = v.collection_name(name)
@@ -578,7 +574,7 @@ class MemoryBackend:
         items = v.instances(macs, MutationMAC, "macs")
         acct, j = await self._write()
         for m in items:
-            self._set(j, acct.macs, (name, m.index_mac), (version, m.value_mac))
+            _set(j, acct.macs, (name, m.index_mac), (version, m.value_mac))
 
     async def get_mutation_mac(self, name: str, index_mac: bytes) -> bytes | None:
         name = v.collection_name(name)
@@ -607,12 +603,12 @@ class MemoryBackend:
         wanted = v.mac_list(index_macs)
         acct, j = await self._write()
         for m in wanted:
-            self._del(j, acct.macs, (name, m))
+            _del(j, acct.macs, (name, m))
 
     async def clear_mutation_macs(self, name: str) -> None:
         name = v.collection_name(name)
         acct, j = await self._write()
-        self._del_where(j, acct.macs, lambda k, _: k[0] == name)
+        _del_where(j, acct.macs, lambda k, _: k[0] == name)
 
     # -- ProtocolStore: sender-key distribution ----------------------------
     async def get_sender_key_devices(self, group: str) -> list[tuple[str, bool]]:
@@ -628,21 +624,21 @@ class MemoryBackend:
             checked[v.address(d, "device jid")] = v.boolean(has, "has_key")
         acct, j = await self._write()
         for d, has in checked.items():
-            self._set(j, acct.sender_key_devices, (group, d), has)
+            _set(j, acct.sender_key_devices, (group, d), has)
 
     async def clear_sender_key_devices(self, group: str) -> None:
         group = v.address(group, "group")
         acct, j = await self._write()
-        self._del_where(j, acct.sender_key_devices, lambda k, _: k[0] == group)
+        _del_where(j, acct.sender_key_devices, lambda k, _: k[0] == group)
 
     async def delete_sender_key_device_rows(self, device_jids: Sequence[str]) -> None:
         doomed = set(v.address_list(device_jids, "device jids"))
         acct, j = await self._write()
-        self._del_where(j, acct.sender_key_devices, lambda k, _: k[1] in doomed)
+        _del_where(j, acct.sender_key_devices, lambda k, _: k[1] in doomed)
 
     async def clear_all_sender_key_devices(self) -> None:
         acct, j = await self._write()
-        self._del_where(j, acct.sender_key_devices, lambda k, _: True)
+        _del_where(j, acct.sender_key_devices, lambda k, _: True)
 
     # -- LID <-> PN --------------------------------------------------------
     async def get_lid_mapping(self, lid: str) -> LidPnMapping | None:
@@ -672,7 +668,7 @@ class MemoryBackend:
                     updated_at=e.updated_at,
                     learning_source=e.learning_source,
                 )
-            self._set(j, acct.lid_map, e.lid, e)
+            _set(j, acct.lid_map, e.lid, e)
 
     async def get_all_lid_mappings(self) -> list[LidPnMapping]:
         return [e for _, e in sorted((await self._read()).lid_map.items())]
@@ -683,7 +679,7 @@ class MemoryBackend:
         message_id = v.message_id(message_id)
         key = v.base_key(key)
         acct, j = await self._write()
-        self._set(j, acct.base_keys, (address, message_id), key)
+        _set(j, acct.base_keys, (address, message_id), key)
 
     async def has_same_base_key(self, address: str, message_id: str, key: bytes) -> bool:
         address = v.address(address)
@@ -695,7 +691,7 @@ class MemoryBackend:
         address = v.address(address)
         message_id = v.message_id(message_id)
         acct, j = await self._write()
-        self._del(j, acct.base_keys, (address, message_id))
+        _del(j, acct.base_keys, (address, message_id))
 
     # -- device registry ---------------------------------------------------
     async def update_device_list(self, record: DeviceListRecord) -> None:
@@ -705,7 +701,7 @@ class MemoryBackend:
         items = v.instances(records, DeviceListRecord, "records")
         acct, j = await self._write()
         for r in items:
-            self._set(j, acct.device_lists, r.user, r)
+            _set(j, acct.device_lists, r.user, r)
 
     async def get_devices(self, user: str) -> DeviceListRecord | None:
         user = v.user(user)
@@ -714,7 +710,7 @@ class MemoryBackend:
     async def delete_devices(self, user: str) -> None:
         user = v.user(user)
         acct, j = await self._write()
-        self._del(j, acct.device_lists, user)
+        _del(j, acct.device_lists, user)
 
     # -- tc tokens ---------------------------------------------------------
     async def get_tc_token(self, jid: str) -> TcToken | None:
@@ -725,12 +721,12 @@ class MemoryBackend:
         jid = v.address(jid, "jid")
         v.instance(entry, TcToken, "entry")
         acct, j = await self._write()
-        self._set(j, acct.tc_tokens, jid, entry)
+        _set(j, acct.tc_tokens, jid, entry)
 
     async def delete_tc_token(self, jid: str) -> None:
         jid = v.address(jid, "jid")
         acct, j = await self._write()
-        self._del(j, acct.tc_tokens, jid)
+        _del(j, acct.tc_tokens, jid)
 
     async def get_all_tc_token_jids(self) -> list[str]:
         return sorted((await self._read()).tc_tokens)
@@ -745,7 +741,7 @@ class MemoryBackend:
             sender_old = t.sender_timestamp is None or t.sender_timestamp < sender_cutoff
             return token_old and sender_old
 
-        return self._del_where(j, acct.tc_tokens, expired)
+        return _del_where(j, acct.tc_tokens, expired)
 
     async def touch_tc_token_sender_timestamp(self, jid: str, ts: int) -> None:
         jid = v.address(jid, "jid")
@@ -753,11 +749,9 @@ class MemoryBackend:
         acct, j = await self._write()
         old = acct.tc_tokens.get(jid)
         if old is None:
-            self._set(
-                j, acct.tc_tokens, jid, TcToken(token=b"", token_timestamp=0, sender_timestamp=ts)
-            )
+            _set(j, acct.tc_tokens, jid, TcToken(token=b"", token_timestamp=0, sender_timestamp=ts))
         elif old.sender_timestamp is None or old.sender_timestamp < ts:
-            self._set(
+            _set(
                 j,
                 acct.tc_tokens,
                 jid,
@@ -771,9 +765,9 @@ class MemoryBackend:
         acct, j = await self._write()
         old = acct.tc_tokens.get(jid)
         if old is None:
-            self._set(j, acct.tc_tokens, jid, TcToken(token=token, token_timestamp=ts))
+            _set(j, acct.tc_tokens, jid, TcToken(token=token, token_timestamp=ts))
         elif not old.token or old.token_timestamp < ts:
-            self._set(
+            _set(
                 j,
                 acct.tc_tokens,
                 jid,
@@ -786,7 +780,7 @@ class MemoryBackend:
         message_id = v.message_id(message_id)
         payload = v.blob(payload, "payload")
         acct, j = await self._write()
-        self._set(j, acct.sent_messages, (chat, message_id), (payload, now_s()))
+        _set(j, acct.sent_messages, (chat, message_id), (payload, now_s()))
 
     async def take_sent_message(self, chat: str, message_id: str) -> bytes | None:
         chat = v.address(chat, "chat")
@@ -795,13 +789,13 @@ class MemoryBackend:
         entry = acct.sent_messages.get((chat, message_id))
         if entry is None:
             return None
-        self._del(j, acct.sent_messages, (chat, message_id))
+        _del(j, acct.sent_messages, (chat, message_id))
         return entry[0]
 
     async def delete_expired_sent_messages(self, cutoff: int) -> int:
         cutoff = v.integer(cutoff, "cutoff")
         acct, j = await self._write()
-        return self._del_where(j, acct.sent_messages, lambda _, e: e[1] < cutoff)
+        return _del_where(j, acct.sent_messages, lambda _, e: e[1] < cutoff)
 
     # -- message secrets ---------------------------------------------------
     async def put_msg_secrets(self, secrets: Sequence[MsgSecret]) -> int:
@@ -810,7 +804,7 @@ class MemoryBackend:
         for s in items:
             key = (s.chat, s.sender, s.msg_id)
             old = acct.msg_secrets.get(key)
-            self._set(j, acct.msg_secrets, key, s if old is None else merge_msg_secret(old, s))
+            _set(j, acct.msg_secrets, key, s if old is None else merge_msg_secret(old, s))
         return len(items)
 
     async def get_msg_secret(self, chat: str, sender: str, msg_id: str) -> MsgSecret | None:
@@ -822,7 +816,7 @@ class MemoryBackend:
     async def delete_expired_msg_secrets(self, cutoff: int) -> int:
         cutoff = v.integer(cutoff, "cutoff")
         acct, j = await self._write()
-        return self._del_where(
+        return _del_where(
             j, acct.msg_secrets, lambda _, s: s.expires_at != 0 and s.expires_at < cutoff
         )
 
@@ -833,7 +827,7 @@ class MemoryBackend:
         key = v.pending_key(chat, sender, message_id)
         payload = v.blob(payload, "payload")
         acct, j = await self._write()
-        self._set(j, acct.pending_inbound, key, (payload, now_s()))
+        _set(j, acct.pending_inbound, key, (payload, now_s()))
 
     async def get_pending_inbound(self, chat: str, sender: str, message_id: str) -> bytes | None:
         key = v.pending_key(chat, sender, message_id)
@@ -843,12 +837,12 @@ class MemoryBackend:
     async def delete_pending_inbound(self, chat: str, sender: str, message_id: str) -> None:
         key = v.pending_key(chat, sender, message_id)
         acct, j = await self._write()
-        self._del(j, acct.pending_inbound, key)
+        _del(j, acct.pending_inbound, key)
 
     async def delete_expired_pending_inbound(self, cutoff: int) -> int:
         cutoff = v.integer(cutoff, "cutoff")
         acct, j = await self._write()
-        return self._del_where(j, acct.pending_inbound, lambda _, e: e[1] < cutoff)
+        return _del_where(j, acct.pending_inbound, lambda _, e: e[1] < cutoff)
 
     # -- group metadata ----------------------------------------------------
     async def get_group_metadata(self, group: str) -> bytes | None:
@@ -859,12 +853,12 @@ class MemoryBackend:
         group = v.address(group, "group")
         blob = v.blob(blob, "group metadata")
         acct, j = await self._write()
-        self._set(j, acct.group_metadata, group, blob)
+        _set(j, acct.group_metadata, group, blob)
 
     async def delete_group_metadata(self, group: str) -> None:
         group = v.address(group, "group")
         acct, j = await self._write()
-        self._del(j, acct.group_metadata, group)
+        _del(j, acct.group_metadata, group)
 
     # -- DeviceStore -------------------------------------------------------
     async def save(self, device: Device) -> None:
@@ -872,7 +866,7 @@ class MemoryBackend:
         stored = device.copy().frozen()  # copy() validates
         acct, j = await self._write()
         # Journalled like any other write, so a rolled-back transaction restores the row.
-        self._set(j, vars(acct), "device", stored)
+        _set(j, vars(acct), "device", stored)
 
     async def load(self) -> Device | None:
         dev = (await self._read()).device
