@@ -30,11 +30,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .. import _validate as v
-from ..device import Device
-from ..errors import AccountInUseError, BackendUnavailableError, DeviceNotFoundError
-from ..jid import JID, as_jid
-from ..values import (
+from ... import _validate as v
+from ...device import Device
+from ...errors import AccountInUseError, BackendUnavailableError, DeviceNotFoundError
+from ...jid import JID, as_jid
+from ...values import (
     AppStateSyncKey,
     DeviceListRecord,
     HashState,
@@ -43,8 +43,8 @@ from ..values import (
     MutationMAC,
     TcToken,
 )
-from . import _txn
-from ._common import (
+from .. import _txn
+from .._common import (
     merge_msg_secret,
     now_s,
     sanitize_snapshot_name,
@@ -934,8 +934,8 @@ def _rollback(journal: list[_Undo], mark: int) -> None:
 
 async def open_memory(url: str = "memory://", **options: object) -> MemoryStore:
     """Open a fresh, empty ``memory://`` store (it takes no options)."""
-    from ..errors import ConfigError
-    from .options import url_options
+    from ...errors import ConfigError
+    from ..options import url_options
 
     unknown = set(url_options(url)) | set(options)
     if unknown:
