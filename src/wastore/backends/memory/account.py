@@ -25,10 +25,9 @@ import asyncio
 import copy
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from ... import _validate as v
 from ...device import Device
@@ -53,73 +52,17 @@ from .._common import (
     user_matches,
     utc_stamp,
 )
-
-K = TypeVar("K")
-V = TypeVar("V")
-_MISSING: Any = object()
-
-
-@dataclass
-class _Account:
-    device: Device | None = None
-    identities: dict[str, bytes] = field(default_factory=dict)
-    sessions: dict[str, bytes] = field(default_factory=dict)
-    prekeys: dict[int, tuple[bytes, bool]] = field(default_factory=dict)
-    signed_prekeys: dict[int, bytes] = field(default_factory=dict)
-    sender_keys: dict[str, bytes] = field(default_factory=dict)
-    sync_keys: dict[bytes, AppStateSyncKey] = field(default_factory=dict)
-    versions: dict[str, HashState] = field(default_factory=dict)
-    macs: dict[tuple[str, bytes], tuple[int, bytes]] = field(default_factory=dict)
-    sender_key_devices: dict[tuple[str, str], bool] = field(default_factory=dict)
-    lid_map: dict[str, LidPnMapping] = field(default_factory=dict)
-    base_keys: dict[tuple[str, str], bytes] = field(default_factory=dict)
-    device_lists: dict[str, DeviceListRecord] = field(default_factory=dict)
-    tc_tokens: dict[str, TcToken] = field(default_factory=dict)
-    sent_messages: dict[tuple[str, str], tuple[bytes, int]] = field(default_factory=dict)
-    msg_secrets: dict[tuple[str, str, str], MsgSecret] = field(default_factory=dict)
-    pending_inbound: dict[tuple[str, str, str], tuple[bytes, int]] = field(default_factory=dict)
-    group_metadata: dict[str, bytes] = field(default_factory=dict)
-    lease: tuple[str, str, float] | None = None  # (token, holder, expires_at monotonic)
-
-
-_Undo = tuple[dict[Any, Any], Any, Any]  # (dict, key, old value or _MISSING)
-
-
-def _journal(st: _txn.TxnState[list[_Undo]] | None) -> list[_Undo] | None:
-    """The undo journal of the running task's transaction, if it is inside one."""
-    return None if st is None else st.data
-
-
-def _set(journal: list[_Undo] | None, d: dict[K, V], key: K, value: V) -> None:
-    if journal is not None:
-        journal.append((d, key, d.get(key, _MISSING)))
-    d[key] = value
-
-
-def _del(journal: list[_Undo] | None, d: dict[K, V], key: K) -> bool:
-    old = d.pop(key, _MISSING)
-    if old is _MISSING:
-        return False
-    if journal is not None:
-        journal.append((d, key, old))
-    return True
-
-
-def _del_where(journal: list[_Undo] | None, d: dict[K, V], pred: Callable[[K, V], bool]) -> int:
-    doomed = [k for k, val in d.items() if pred(k, val)]
-    for k in doomed:
-        _del(journal, d, k)
-    return len(doomed)
-
-
-@dataclass
-class MemorySnapshot:
-    """A debug snapshot kept by a MemoryStore: a deep copy of one account."""
-
-    name: str
-    location: str
-    account: _Account
-    extra: bytes | None
+from .journal import (
+    _MISSING,
+    MemorySnapshot,
+    _Account,
+    _del,
+    _del_where,
+    _journal,
+    _rollback,
+    _set,
+    _Undo,
+)
 
 
 class MemoryStore:
@@ -921,15 +864,6 @@ class MemoryBackend:
             acct.lease = None
         if self._token == token:
             self._token = None
-
-
-def _rollback(journal: list[_Undo], mark: int) -> None:
-    while len(journal) > mark:
-        d, key, old = journal.pop()
-        if old is _MISSING:
-            d.pop(key, None)
-        else:
-            d[key] = old
 
 
 async def open_memory(url: str = "memory://", **options: object) -> MemoryStore:
