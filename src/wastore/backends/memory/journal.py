@@ -14,14 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ...device import Device
-from ...values import (
-    AppStateSyncKey,
-    DeviceListRecord,
-    HashState,
-    LidPnMapping,
-    MsgSecret,
-    TcToken,
-)
+from ...values import AppStateSyncKey, DeviceListRecord, HashState, LidPnMapping, MsgSecret, TcToken
 from .. import _txn
 
 K = TypeVar("K")
