@@ -7,6 +7,7 @@ The package is the SQLite engine of the one SQL backend
   loop, large work on one worker thread, busy retries, transactions);
 - ``connections``: the file (private modes, WAL, pragmas, migrations at
   open) and its three connections;
+- ``checkpoints``: WAL checkpoints on the worker thread, which keep the WAL bounded;
 - ``statements``: SQLite's forms of batches and multi-key reads;
 - ``errors``: busy errors and the translation of driver errors;
 - ``leases``: account leases as rows;
