@@ -5,6 +5,8 @@ The package is the PostgreSQL engine of the one SQL backend
 
 - ``engine``: how statements run on pooled connections (retries, timeouts,
   transactions and savepoints);
+- ``connections``: how a call gets, times (the ``command_timeout`` watchdog)
+  and gives back a pooled connection, retried within its budget;
 - ``pool``: wastore's own pool of asyncpg connections, or a given ``asyncpg.Pool``;
 - ``statements``: PostgreSQL's forms of batches and multi-key reads (``unnest``);
 - ``errors``: what is transient, what may run again, driver errors translated;
