@@ -60,7 +60,7 @@ import asyncpg
 
 from ...errors import BackendUnavailableError
 from .. import _txn
-from ..sql.engine import Args, Block, Rows, Statements
+from ..sql.engine import Args, Block, EngineBase, Rows, Statements
 from ..sql.queries import Batch, KeyRead, Queries
 from .connections import Op, PostgresOptions
 from .errors import Conn, lost, message, reraise, retry_after_send
@@ -82,7 +82,7 @@ def status_count(status: str) -> int:
         return 0
 
 
-class PostgresEngine(PostgresTransactions):
+class PostgresEngine(PostgresTransactions, EngineBase):
     """A pool of connections to one database and how statements run on them."""
 
     def __init__(self, pool: Pool, options: PostgresOptions, where: str) -> None:
@@ -129,17 +129,9 @@ class PostgresEngine(PostgresTransactions):
     ) -> Any:
         return await self._call("fetchrow", sql, args, False, account)
 
-    async def batch(
-        self,
-        stmt: Batch,
-        head: Args,
-        rows: Sequence[Args],
-        tail: Args = (),
-        *,
-        account: int | None = None,
+    async def _write_batch(
+        self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args, account: int | None
     ) -> None:
-        if not rows:
-            return
         if stmt.mode == "arrays":
             columns = [list(c) for c in zip(*rows, strict=True)]
             kind, args = "execute", (*head, *columns, *tail)
@@ -156,13 +148,8 @@ class PostgresEngine(PostgresTransactions):
             return
         await self._call(kind, stmt.sql, args, True, account)
 
-    async def atomic(
-        self,
-        block: Block[T],
-        *,
-        items: int = 1,
-        idempotent: bool = False,
-        account: int | None = None,
+    async def _run_block(
+        self, block: Block[T], items: int, idempotent: bool, account: int | None
     ) -> T:
         result: T = await self._atomic(
             lambda c: block(Tx(c)), idempotent=idempotent, account=account

@@ -53,7 +53,7 @@ from typing import Any, Final, TypeVar
 from ...errors import BackendUnavailableError
 from .. import _txn
 from ..retry import SQLITE_BUSY, Budget
-from ..sql.engine import Args, Block, Rows, Statements, run_now
+from ..sql.engine import Args, Block, EngineBase, Rows, Statements, run_now
 from ..sql.queries import Batch, KeyRead, Queries
 from .checkpoints import WalCheckpoints
 from .connections import Conn, SqliteOptions
@@ -69,7 +69,7 @@ OFFLOAD_ITEMS: Final = 64
 """Batches and multi-key reads with more items than this run on the worker thread."""
 
 
-class SqliteEngine(WalCheckpoints):
+class SqliteEngine(WalCheckpoints, EngineBase):
     """How statements run on the connections of one database file."""
 
     def __init__(self, path: Path, options: SqliteOptions) -> None:
@@ -225,17 +225,9 @@ class SqliteEngine(WalCheckpoints):
     ) -> Any:
         return await self._atomic(lambda c: c.execute(sql, args).fetchone())
 
-    async def batch(
-        self,
-        stmt: Batch,
-        head: Args,
-        rows: Sequence[Args],
-        tail: Args = (),
-        *,
-        account: int | None = None,
+    async def _write_batch(
+        self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args, account: int | None
     ) -> None:
-        if not rows:
-            return
         if stmt.mode == "rows":
             await self._atomic(
                 lambda c: self._upsert_many(c, stmt.sql, head, rows, tail), len(rows), account
@@ -269,13 +261,8 @@ class SqliteEngine(WalCheckpoints):
                 text = self._sql[key] = multi_row_sql(sql, size)
             conn.execute(text, params)
 
-    async def atomic(
-        self,
-        block: Block[T],
-        *,
-        items: int = 1,
-        idempotent: bool = False,
-        account: int | None = None,
+    async def _run_block(
+        self, block: Block[T], items: int, idempotent: bool, account: int | None
     ) -> T:
         return await self._atomic(lambda c: run_now(block(Tx(c))), items, account)
 
