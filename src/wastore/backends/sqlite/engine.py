@@ -281,10 +281,7 @@ class SqliteEngine(WalCheckpoints, EngineBase):
         self.check_open()
         offload = items > OFFLOAD_ITEMS or not self._inline_commits
         async with self._writer(account):
-            self.check_open()
-            w = self._w
-            assert w is not None
-            await self._begin(w)
+            w = await self._begin()
             try:
                 self._check_fence(w, account)
                 result = await self._run(lambda: fn(w), offload)
@@ -388,13 +385,18 @@ class SqliteEngine(WalCheckpoints, EngineBase):
             raise translate(err, "lease check") from err
         self.leases.check_row(account, epoch, row)
 
-    async def _begin(self, w: Conn) -> None:
+    async def _begin(self) -> Conn:
+        """``BEGIN IMMEDIATE`` on the writer, which the caller holds; returns the writer."""
+        self.check_open()
+        w = self._w
+        assert w is not None
         if self._wal_over:
             await self._complete_checkpoint()
         try:
             w.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
             await self._retry(err, lambda: w.execute("BEGIN IMMEDIATE"))
+        return w
 
     async def _commit(self, w: Conn, big: bool = False) -> None:
         """COMMIT: on the loop when it is quick, on the worker when it fsyncs
@@ -442,10 +444,7 @@ class SqliteEngine(WalCheckpoints, EngineBase):
             return
         self.check_open()
         async with self._writer(account):
-            self.check_open()
-            w = self._w
-            assert w is not None
-            await self._begin(w)
+            w = await self._begin()
             try:
                 self._check_fence(w, account)
             except BaseException:
