@@ -26,10 +26,7 @@ class ProtocolMethods(AccountBase):
 
     async def set_sender_key_status(self, group: str, items: Sequence[tuple[str, bool]]) -> None:
         group = v.address(group, "group")
-        checked: dict[str, bool] = {}
-        for item in v.sequence(items, "items"):
-            d, has = v.pair(item, "items")
-            checked[v.address(d, "device jid")] = v.boolean(has, "has_key")
+        checked = v.key_statuses(items)
         acct, j = await self._write()
         for d, has in checked.items():
             _set(j, acct.sender_key_devices, (group, d), has)

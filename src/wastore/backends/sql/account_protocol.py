@@ -36,10 +36,7 @@ class ProtocolMethods(AccountBase):
 
     async def set_sender_key_status(self, group: str, items: Sequence[tuple[str, bool]]) -> None:
         group = v.address(group, "group")
-        checked: dict[str, bool] = {}
-        for item in v.sequence(items, "items"):
-            d, has = v.pair(item, "items")
-            checked[v.address(d, "device jid")] = v.boolean(has, "has_key")
+        checked = v.key_statuses(items)
         crc = ck.crc
         i = self._id
         rows = [(d, h, crc(i, (group, d, h))) for d, h in sorted(checked.items())]
