@@ -60,13 +60,13 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from .. import _validate as v
-from ..device import ADV_SECRET_LEN, Device
-from ..errors import CorruptRecordError, ValidationError
-from ..jid import JID, as_jid
-from ..keys import KEY_LEN, KeyPair
-from ..portable import AccountBuilder, AccountDump
-from ..values import AppStateSyncKey, HashState, LidPnMapping, MutationMAC
+from ... import _validate as v
+from ...device import ADV_SECRET_LEN, Device
+from ...errors import CorruptRecordError, ValidationError
+from ...jid import JID, as_jid
+from ...keys import KEY_LEN, KeyPair
+from ...portable import AccountBuilder, AccountDump
+from ...values import AppStateSyncKey, HashState, LidPnMapping, MutationMAC
 
 __all__ = [
     "CLIENT",
