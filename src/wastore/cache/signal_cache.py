@@ -111,10 +111,10 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, Final
 
-from . import _validate as v
-from .backends import _txn
-from .contract import Backend
-from .errors import DeviceNotFoundError, StoreError, ValidationError
+from .. import _validate as v
+from ..backends import _txn
+from ..contract import Backend
+from ..errors import DeviceNotFoundError, StoreError, ValidationError
 
 log = logging.getLogger("wastore.cache")
 
@@ -983,7 +983,7 @@ class SignalCache:
 
     def _over(self, stored: list[str], user: str, t: _Txn | None) -> list[str]:
         """``stored`` session addresses of ``user`` with the buffered writes applied."""
-        from .backends._common import user_matches
+        from ..backends._common import user_matches
 
         found = set(stored)
         with self._lock:
@@ -1007,7 +1007,7 @@ class SignalCache:
 
     async def delete_signal_state_for_user(self, user: str) -> int:
         """Flush, delete in the backend, and forget the user's cached entries."""
-        from .backends._common import sender_key_user_matches, user_matches
+        from ..backends._common import sender_key_user_matches, user_matches
 
         user = v.user(user)
 
