@@ -99,19 +99,21 @@ few dictionary operations another thread does under it. Transactions stay on
 the event loop: a synchronous caller inside a transaction takes the async path.
 """
 
-from .signal_cache import (
+from .budget import (
     DEFAULT_BUDGET_BYTES,
-    DEFAULT_FLUSH_WINDOW,
-    DEFAULT_MAX_ENTRIES,
     ENTRY_OVERHEAD,
-    FLUSH_CHUNK,
-    FLUSH_CHUNK_BYTES,
     IDENTITY,
     SENDER_KEY,
     SESSION,
     CacheBudget,
     Dirty,
     Key,
+)
+from .signal_cache import (
+    DEFAULT_FLUSH_WINDOW,
+    DEFAULT_MAX_ENTRIES,
+    FLUSH_CHUNK,
+    FLUSH_CHUNK_BYTES,
     SignalCache,
     backend_transaction_open,
 )
