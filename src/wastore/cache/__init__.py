@@ -115,8 +115,8 @@ from .signal_cache import (
     FLUSH_CHUNK,
     FLUSH_CHUNK_BYTES,
     SignalCache,
-    backend_transaction_open,
 )
+from .txn import backend_transaction_open
 
 __all__ = [
     "DEFAULT_BUDGET_BYTES",
