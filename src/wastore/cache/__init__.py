@@ -109,13 +109,8 @@ from .budget import (
     Dirty,
     Key,
 )
-from .signal_cache import (
-    DEFAULT_FLUSH_WINDOW,
-    DEFAULT_MAX_ENTRIES,
-    FLUSH_CHUNK,
-    FLUSH_CHUNK_BYTES,
-    SignalCache,
-)
+from .flush import DEFAULT_FLUSH_WINDOW, FLUSH_CHUNK, FLUSH_CHUNK_BYTES
+from .signal_cache import DEFAULT_MAX_ENTRIES, SignalCache
 from .txn import backend_transaction_open
 
 __all__ = [
