@@ -97,6 +97,19 @@ event loop (reads, writes, flushes, transactions, evictions) and by the
 synchronous callers alike. The event loop is never blocked for longer than the
 few dictionary operations another thread does under it. Transactions stay on
 the event loop: a synchronous caller inside a transaction takes the async path.
+
+The package, from the bottom (:class:`SignalCache` is one class, assembled from
+the parts that build on ``entries``):
+
+- ``budget``: what an entry is (kind, key) and costs, and :class:`CacheBudget`;
+- ``txn``: the cached writes of each transaction block, and which task owns them;
+- ``entries``: the state of a cache and the operations on its entries;
+- ``flush``: the commit of the buffered writes, and the flusher task;
+- ``sync_path``: :meth:`SignalCache.peek`, :meth:`SignalCache.buffer` and the
+  rest of the caller's-thread path;
+- ``per_user``: a user's Signal state over the buffered writes;
+- ``signal_cache``: :class:`SignalCache` itself (sessions, identities, sender
+  keys, pre-keys, transactions, its life cycle).
 """
 
 from .budget import (

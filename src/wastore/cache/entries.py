@@ -21,7 +21,8 @@ from .txn import _TXNS, _Txn, backend_transaction_open
 
 class _Entries:
     """The state of a SignalCache and the operations on its entries: the base of the
-    class, whose other parts (flushing, the caller's-thread path) build on it.
+    class, whose other parts (flushing, the caller's-thread path, the per-user
+    state) build on it.
 
     The fields are set by :meth:`SignalCache.__init__`, which says what each holds.
     """
