@@ -48,12 +48,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar
 
-from ..cache import IDENTITY, SENDER_KEY, SESSION, SignalCache
-from ..contract import Backend, Container
-from ..errors import BackendUnavailableError, StoreError
-from ..jid import JID
-from ..manager import PersistenceManager
-from ..registry import open_store
+from ...cache import IDENTITY, SENDER_KEY, SESSION, SignalCache
+from ...contract import Backend, Container
+from ...errors import BackendUnavailableError, StoreError
+from ...jid import JID
+from ...manager import PersistenceManager
+from ...registry import open_store
 
 __all__ = [
     "DEFAULT_TIMEOUT",
