@@ -39,9 +39,9 @@ from .loop import (
     EventLoopThread,
     LoopBridge,
     SyncContainer,
-    SyncSignal,
     WrongThreadError,
 )
+from .sync_signal import SyncSignal
 
 __all__ = [
     "DEFAULT_TIMEOUT",
