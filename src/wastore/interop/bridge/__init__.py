@@ -34,13 +34,8 @@ each store call blocks the calling thread until that loop has done the work.
 Nothing here needs an optional extra.
 """
 
-from .loop import (
-    DEFAULT_TIMEOUT,
-    EventLoopThread,
-    LoopBridge,
-    SyncContainer,
-    WrongThreadError,
-)
+from .container import EventLoopThread, SyncContainer
+from .loop import DEFAULT_TIMEOUT, LoopBridge, WrongThreadError
 from .sync_signal import SyncSignal
 
 __all__ = [
