@@ -31,7 +31,9 @@ each store call blocks the calling thread until that loop has done the work.
   is closed. The python-axolotl adapter adds ``account()``; the pywhats
   client takes one as its store.
 
-Nothing here needs an optional extra.
+The package: ``loop`` holds :class:`LoopBridge` (and :class:`WrongThreadError`),
+``sync_signal`` :class:`SyncSignal`, ``container`` :class:`EventLoopThread` and
+:class:`SyncContainer`. Nothing here needs an optional extra.
 """
 
 from .container import EventLoopThread, SyncContainer
