@@ -109,7 +109,14 @@ def buffer_json(data: bytes) -> dict[str, Any]:
 def sender_key_states(draw: Any) -> list[dict[str, Any]]:
     states = []
     for _ in range(draw(st.integers(1, 5))):
-        own = draw(st.booleans())
+        signing = {"public": buffer_json(b"\x05" + draw(st.binary(min_size=32, max_size=32)))}
+        # our own state has the private key; another member's state has an empty one
+        # (Baileys 7) or none (Baileys 6)
+        kind = draw(st.sampled_from(["own", "other-baileys7", "other-baileys6"]))
+        if kind == "own":
+            signing["private"] = buffer_json(draw(st.binary(min_size=32, max_size=32)))
+        elif kind == "other-baileys7":
+            signing["private"] = buffer_json(b"")
         states.append(
             {
                 "senderKeyId": draw(st.integers(0, (1 << 31) - 1)),
@@ -117,12 +124,7 @@ def sender_key_states(draw: Any) -> list[dict[str, Any]]:
                     "iteration": draw(st.integers(0, 1 << 20)),
                     "seed": buffer_json(draw(st.binary(min_size=32, max_size=32))),
                 },
-                "senderSigningKey": {
-                    "public": buffer_json(b"\x05" + draw(st.binary(min_size=32, max_size=32))),
-                    "private": buffer_json(
-                        draw(st.binary(min_size=32, max_size=32)) if own else b""
-                    ),
-                },
+                "senderSigningKey": signing,
                 "senderMessageKeys": [
                     {"iteration": i, "seed": buffer_json(draw(st.binary(min_size=32, max_size=32)))}
                     for i in draw(st.lists(st.integers(0, 1 << 20), max_size=4, unique=True))
