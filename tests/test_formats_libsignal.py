@@ -282,6 +282,30 @@ def test_baileys_folder_imports(tmp_path: Path) -> None:
     assert dump.device["registration_id"] == 1234
 
 
+def test_the_phones_identity_goes_under_the_phones_address(tmp_path: Path) -> None:
+    # pairing names the phone's identity by our own device's JID, deviceId 0: its
+    # phone number in Baileys 6, its LID in Baileys 7
+    folder = baileys_folder(tmp_path / "auth")
+    creds = json.loads((folder / "creds.json").read_text())
+    pn_key, lid_key = bytes(range(32)), bytes(range(32, 64))
+    creds["signalIdentities"] = [
+        {
+            "identifier": {"name": name, "deviceId": 0},
+            "identifierKey": {"type": "Buffer", "data": b64(b"\x05" + key)},
+        }
+        for name, key in (("15550000051:3@s.whatsapp.net", pn_key), ("98765:3@lid", lid_key))
+    ]
+    (folder / "creds.json").write_text(json.dumps(creds))
+    [dump] = baileys.read(folder)
+    identities = {row["address"]: row["key"] for row in dump.tables["identities"]}
+    assert identities == {"15550000051@s.whatsapp.net": pn_key, "98765@lid": lid_key}
+    # and they go back out in creds.json only, not as identity-key files
+    baileys.write(dump, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("identity-key-*"))
+    back = json.loads((tmp_path / "out" / "creds.json").read_text())
+    assert back["signalIdentities"] == creds["signalIdentities"]
+
+
 def test_truncated_file_is_refused(tmp_path: Path) -> None:
     folder = baileys_folder(tmp_path / "auth")
     (folder / "pre-key-1.json").write_text('{"private":{"type":"Buffer","data":"AAAA')

@@ -42,7 +42,9 @@ there (``processedHistoryMessages``, ``accountSyncCounter``,
 ``signalIdentities``, ``additionalData``, other ``me`` fields, and the order of
 the keys) is kept as Baileys' own bookkeeping in ``Device.client_data["baileys"]``
 so that :func:`write` gives Baileys back the same ``creds.json``.
-``signalIdentities`` (the phone's identity) also go to ``identities``.
+``signalIdentities`` (the phone's identity) also go to ``identities``, under the phone's
+address (the named user's device ``deviceId``, 0: pairing names it by our own
+device's JID).
 """
 
 from __future__ import annotations

@@ -158,9 +158,10 @@ def _signal_identities(creds: Mapping[str, Any], where: str) -> list[tuple[str, 
         if jid is None:
             address = signal_address(f"{name}.{device}", w)
         else:
-            address = jid.signal_address()
-            if device and not jid.device:
-                address = JID(user=jid.user, server=jid.server, device=device).signal_address()
+            # Pairing names the phone's identity by our own device's JID (its phone
+            # number in Baileys 6, its LID in Baileys 7) with deviceId 0: the key is
+            # the account's, the phone's, so it belongs to the user's device 0
+            address = JID(user=jid.user, server=jid.server, device=device).signal_address()
         out.append((address, _public(entry.get("identifierKey"), f"{w}.identifierKey")))
     return out
 
