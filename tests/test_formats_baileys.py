@@ -1,10 +1,15 @@
 """A real Baileys account moves into wastore and back out, and keeps talking.
 
-Baileys 7 (pinned by ``tests/peers/baileys/package-lock.json``, installed at test
-time) runs its own Signal repository over its own ``useMultiFileAuthState``
-folder in a Node process (``tests/peers/baileys/peer.mjs``). Two python-axolotl
-accounts over wastore talk to it: P1, addressed by LID, and P2, a phone-number
-device. Ciphertexts pass between the processes as bytes; there is no network.
+The test runs twice, once per Baileys major version, each pinned by its
+committed lockfile and installed at test time: Baileys 7 (``baileys7``,
+``tests/peers/baileys``) and Baileys 6 (``baileys6``, ``tests/peers/baileys6``).
+Baileys runs its own Signal repository over its own ``useMultiFileAuthState``
+folder in a Node process (``tests/peers/baileys/peer.mjs``, the same script for
+both). Two python-axolotl accounts over wastore talk to it: P1, addressed by LID
+for Baileys 7 and by phone number for Baileys 6 (whose Signal addresses carry
+no server: a LID and a phone number with the same digits are one address
+there), and P2, a phone-number device. Ciphertexts pass between the processes
+as bytes; there is no network.
 
 1. Baileys and the peers exchange DMs both ways (Baileys starts with P1, P2
    starts with Baileys) and group messages both ways; some messages are held
@@ -28,6 +33,7 @@ import base64
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +55,58 @@ pytestmark = [
 
 BAILEYS = "15550000001:7@s.whatsapp.net"
 BAILEYS_LID = "111111111:7@lid"
-P1 = "98765432@lid"
 P2 = "15550000002:3@s.whatsapp.net"
 GROUP = "120363000000000001@g.us"
+A_LID = "98765432@lid"
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """What differs between the Baileys versions the test runs."""
+
+    peer: str
+    """The key of ``install.BAILEYS_PEERS`` (and the test id)."""
+    p1: str
+    """P1's JID."""
+    lid_address: str
+    """Baileys' Signal address of :data:`A_LID`."""
+    lid_imports_as: str
+    """The wastore address that Baileys Signal address is imported under."""
+    baileys7_keys: bool
+    """Whether this Baileys keeps Baileys 7's key types: contacts' identity keys, LID
+    mappings, device lists and privacy tokens."""
+    paired_as: str
+    """The JID pairing names the phone's identity by in ``creds.signalIdentities``."""
+
+    @property
+    def pinned(self) -> str:
+        """The Baileys version the peer's package.json pins."""
+        folder = install.HERE / install.BAILEYS_PEERS[self.peer]
+        manifest = json.loads((folder / "package.json").read_text())
+        version: str = manifest["dependencies"]["@whiskeysockets/baileys"]
+        return version
+
+
+FLAVOURS = (
+    Flavour(
+        peer="baileys6",
+        p1="15550000004@s.whatsapp.net",
+        # Baileys 6 names every Signal address user.device: a LID reads as a phone
+        # number, as Baileys 7 itself reads a Baileys 6 folder
+        lid_address="98765432.0",
+        lid_imports_as="98765432@s.whatsapp.net",
+        baileys7_keys=False,
+        paired_as=BAILEYS,
+    ),
+    Flavour(
+        peer="baileys7",
+        p1=A_LID,
+        lid_address="98765432_1.0",
+        lid_imports_as=A_LID,
+        baileys7_keys=True,
+        paired_as=BAILEYS_LID,
+    ),
+)
 
 
 class BaileysPeer:
@@ -138,23 +193,38 @@ def roundtrip_files(folder: Path) -> int:
     return n
 
 
-@pytest.fixture(scope="module")
-def baileys_root() -> Path:
+@pytest.fixture(scope="module", params=FLAVOURS, ids=[f.peer for f in FLAVOURS])
+def baileys(request: pytest.FixtureRequest) -> tuple[Flavour, Path]:
+    flavour: Flavour = request.param
     try:
-        return install.baileys()
+        return flavour, install.baileys(flavour.peer)
     except install.PeerUnavailable as err:
         install.unavailable(err)
         raise
 
 
-def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) -> None:
+def test_baileys_account_moves_in_and_out(baileys: tuple[Flavour, Path], tmp_path: Path) -> None:
+    flavour, baileys_root = baileys
+    P1 = flavour.p1
     folder = tmp_path / "baileys-auth"
     peers = SyncContainer.open(tmp_path / "peers.db")
     node = BaileysPeer(baileys_root, folder)
     try:
         p1, p2 = new_party(peers, P1), new_party(peers, P2)
 
-        print("\n1. Baileys <-> python-axolotl")
+        print(f"\n1. Baileys {flavour.pinned} <-> python-axolotl")
+        # what pairing stores: the signed device identity (protobuf.js writes its bytes as
+        # base64 text) and the phone's identity key, named by our own device's JID
+        signed_identity = {
+            name: b64(os.urandom(n))
+            for name, n in (
+                ("details", 40),
+                ("accountSignatureKey", 32),
+                ("accountSignature", 64),
+                ("deviceSignature", 64),
+            )
+        }
+        phone_identity = os.urandom(32)
         bundle = node.open(
             me={"id": BAILEYS, "lid": BAILEYS_LID, "name": "Bailey"},
             creds={
@@ -169,9 +239,21 @@ def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) ->
                 },
                 "lastAccountSyncTimestamp": 1700000100,
                 "routingInfo": {"type": "Buffer", "data": b64(b"\x08\x02\x08\x05")},
+                "account": signed_identity,
+                "signalIdentities": [
+                    {
+                        "identifier": {"name": flavour.paired_as, "deviceId": 0},
+                        "identifierKey": {"type": "Buffer", "data": b64(b"\x05" + phone_identity)},
+                    }
+                ],
             },
             preKeys=5,
         )
+        assert bundle["baileys"] == flavour.pinned
+        address = node.call("address", jid=A_LID)["address"]
+        assert address == flavour.lid_address
+        assert baileys_format.signal_address(address) == flavour.lid_imports_as
+        say(f"Baileys names {A_LID} {address}: imported as {flavour.lid_imports_as}")
         node.call("session", jid=P1, bundle=p1.bundle())
         wire = node.send(P1, b"hello P1")
         assert wire[0] == "pkmsg"
@@ -214,12 +296,15 @@ def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) ->
         say("Baileys -> group: 2 messages, P1 decrypts both")
 
         sync_key_data = os.urandom(32)
+        socket_only: dict[str, Any] = {
+            "lidMappings": [{"lid": "222222222@lid", "pn": "15550000009@s.whatsapp.net"}],
+            "deviceLists": {"15550000009": ["0", "3"]},
+            "tcTokens": {P1: {"token": b64(b"tc-token"), "timestamp": "1700000000"}},
+        }
         node.call(
             "bookkeeping",
-            lidMappings=[{"lid": "222222222@lid", "pn": "15550000009@s.whatsapp.net"}],
-            deviceLists={"15550000009": ["0", "3"]},
+            **(socket_only if flavour.baileys7_keys else {}),
             senderKeyMemory={GROUP: {P1: True}},
-            tcTokens={P1: {"token": b64(b"tc-token"), "timestamp": "1700000000"}},
             appStateSyncKeys=[
                 {
                     "keyId": "AAAAAQ/+",
@@ -236,7 +321,15 @@ def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) ->
                 }
             },
         )
+        names = [node.call("address", jid=jid)["address"] for jid in (P1, P2)]
         node.close()
+        sessions = sorted(path.name for path in folder.glob("session-*.json"))
+        assert sessions == sorted(f"session-{name}.json" for name in names)
+        # Baileys 7 keeps the identity of P2, who started a session with a pre-key message
+        identity_files = [path.name for path in folder.glob("identity-key-*.json")]
+        assert identity_files == (
+            [f"identity-key-{names[1]}.json"] if flavour.baileys7_keys else []
+        )
         n = roundtrip_files(folder)
         say(f"{n} Baileys Signal record files convert to protobuf and back unchanged")
 
@@ -271,16 +364,23 @@ def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) ->
 
             async def bookkeeping(b: wastore.Backend) -> None:
                 m = await b.get_lid_mapping("222222222")
-                assert m is not None and m.phone_number == "15550000009"
                 devices = await b.get_devices("15550000009")
-                assert devices is not None and [x.device_id for x in devices.devices] == [0, 3]
                 token = await b.get_tc_token(P1)
-                assert token is not None and token.token == b"tc-token"
-                assert token.token_timestamp == 1700000000
+                if flavour.baileys7_keys:
+                    assert m is not None and m.phone_number == "15550000009"
+                    assert devices is not None
+                    assert [x.device_id for x in devices.devices] == [0, 3]
+                    assert token is not None and token.token == b"tc-token"
+                    assert token.token_timestamp == 1700000000
+                else:
+                    assert m is None and devices is None and token is None
                 key = await b.get_sync_key(base64.b64decode("AAAAAQ/+"))
                 assert isinstance(key, AppStateSyncKey) and key.key_data == sync_key_data
                 assert await b.get_version("regular") == HashState(3, bytes(range(128)))
                 assert await b.get_sender_key_devices(GROUP) == [(P1, True)]
+                # the phone's identity, under the phone's own address (device 0)
+                phone = wastore.JID.parse(flavour.paired_as).to_non_ad().signal_address()
+                assert await b.load_identity(phone) == phone_identity
 
             account.run(bookkeeping(account.manager.backend))
 
@@ -322,6 +422,10 @@ def test_baileys_account_moves_in_and_out(baileys_root: Path, tmp_path: Path) ->
         node = BaileysPeer(baileys_root, out)
         info = node.open()
         assert info["registrationId"] == dump.device["registration_id"]
+        exported = json.loads((out / "creds.json").read_text())
+        original = json.loads((folder / "creds.json").read_text())
+        assert exported["account"] == original["account"] == signed_identity
+        assert exported["signalIdentities"] == original["signalIdentities"]
         wire = p1.send(BAILEYS, b"P1 to Baileys again")
         assert wire[0] == "msg" and node.receive(P1, wire) == b"P1 to Baileys again"
         wire = node.send(P1, b"Baileys is back")
