@@ -82,7 +82,9 @@ class _Reader:
         group_jid = _jid(group, path.name)
         address = signal_address(f"{user}.{rest}", path.name)
         value = _load(path)
-        if isinstance(value, dict):  # Baileys 7: the record's JSON text as a Buffer
+        # Baileys 7 and 6.7.19+ keep the record's JSON text as a Buffer; Baileys up to
+        # 6.7.18 kept the list of states itself
+        if isinstance(value, dict):
             text = _buf(value, path.name)
             try:
                 value = json.loads(text)
