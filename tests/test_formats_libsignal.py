@@ -306,6 +306,56 @@ def test_the_phones_identity_goes_under_the_phones_address(tmp_path: Path) -> No
     assert back["signalIdentities"] == creds["signalIdentities"]
 
 
+def test_sender_keys_go_back_out_in_the_form_the_folder_kept(tmp_path: Path) -> None:
+    # Baileys up to 6.7.18 keeps the list of states (protobuf.js writes their bytes as
+    # base64 text, a skipped key as {}); 6.7.19+ and 7 the list's JSON text as a Buffer,
+    # and read both forms: a folder with any file in that form is theirs
+    seed, public = bytes(range(32)), b"\x05" + bytes(range(1, 33))
+    states = [
+        {
+            "senderKeyId": 7,
+            "senderChainKey": {"iteration": 2, "seed": b64(seed)},
+            "senderSigningKey": {"public": b64(public)},
+            "senderMessageKeys": [{}],
+        }
+    ]
+    as_buffer_json = [
+        {
+            "senderKeyId": 7,
+            "senderChainKey": {"iteration": 2, "seed": buffer_json(seed)},
+            "senderSigningKey": {"public": buffer_json(public)},
+            "senderMessageKeys": [],
+        }
+    ]
+    buffered = {"type": "Buffer", "data": b64(text(as_buffer_json).encode())}
+    for n, (values, form) in enumerate(
+        [([states, states], list), ([states, buffered], dict), ([buffered], dict)]
+    ):
+        folder = baileys_folder(tmp_path / f"auth{n}")
+        for i, value in enumerate(values):
+            name = f"sender-key-120363000000000001@g.us--1555000000{i}--0.json"
+            (folder / name).write_text(text(value))
+        [dump] = baileys.read(folder)
+        baileys.write(dump, tmp_path / f"out{n}")
+        written = sorted((tmp_path / f"out{n}").glob("sender-key-*"))
+        assert [type(json.loads(path.read_text())) for path in written] == [form] * len(values)
+        [again] = baileys.read(tmp_path / f"out{n}")
+        assert again.tables["sender_keys"] == dump.tables["sender_keys"]
+        if form is list:
+            # BufferJSON, which that Baileys revives to the Buffers it needs
+            assert json.loads(written[0].read_text()) == [
+                {
+                    "senderKeyId": 7,
+                    "senderChainKey": {
+                        "iteration": 2,
+                        "seed": {"type": "Buffer", "data": b64(seed)},
+                    },
+                    "senderSigningKey": {"public": {"type": "Buffer", "data": b64(public)}},
+                    "senderMessageKeys": [],
+                }
+            ]
+
+
 def test_truncated_file_is_refused(tmp_path: Path) -> None:
     folder = baileys_folder(tmp_path / "auth")
     (folder / "pre-key-1.json").write_text('{"private":{"type":"Buffer","data":"AAAA')
