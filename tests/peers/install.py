@@ -1,11 +1,11 @@
 """Install the tests' third-party peers into a git-ignored cache, once.
 
-- Baileys (Node), two versions: Baileys 7 from ``tests/peers/baileys`` and
-  Baileys 6 from ``tests/peers/baileys6`` (each a ``package.json`` and its
-  committed ``package-lock.json``), copied to ``<cache>/baileys`` and
-  ``<cache>/baileys6`` with the one ``tests/peers/baileys/peer.mjs`` (its
-  calls are the same in both versions) and installed there with ``npm ci``
-  (install scripts off).
+- Baileys (Node), three releases: Baileys 7 from ``tests/peers/baileys``,
+  Baileys 6 from ``tests/peers/baileys6`` and an older Baileys 6 from
+  ``tests/peers/baileys6-legacy`` (each a ``package.json`` and its committed
+  ``package-lock.json``), each copied to the cache folder of the same name with
+  the one ``tests/peers/baileys/peer.mjs`` (its calls are the same in all of
+  them) and installed there with ``npm ci`` (install scripts off).
 - Python peers (yowsup, neonize): a virtualenv per peer, ``<cache>/<name>-venv``,
   with pinned requirements from PyPI — never wastore's own environment, whose
   protobuf and python-axolotl versions differ.
@@ -29,7 +29,11 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-BAILEYS_PEERS: Final = {"baileys6": "baileys6", "baileys7": "baileys"}
+BAILEYS_PEERS: Final = {
+    "baileys6-legacy": "baileys6-legacy",
+    "baileys6": "baileys6",
+    "baileys7": "baileys",
+}
 """The Baileys peers: test id -> folder under ``tests/peers`` (and under the cache)."""
 _PEER_SCRIPT: Final = HERE / "baileys" / "peer.mjs"
 _TIMEOUT = 900

@@ -3,7 +3,8 @@
 // It runs Baileys' own Signal repository (makeLibSignalRepository) over a
 // useMultiFileAuthState folder, exactly as a Baileys socket does, but without a
 // socket. The same script runs Baileys 7 (tests/peers/baileys) and Baileys 6
-// (tests/peers/baileys6): every call below exists in both. The test passes
+// (tests/peers/baileys6, tests/peers/baileys6-legacy): every call below exists in
+// all of them. The test passes
 // ciphertexts between this process and python-axolotl as bytes. One JSON
 // request per input line, one JSON reply per output line
 // ({"ok": ...} or {"error": "..."}); binary values are base64.
@@ -26,14 +27,15 @@
 
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import {
-  BufferJSON,
-  addTransactionCapability,
-  getNextPreKeys,
-  proto,
-  useMultiFileAuthState
-} from '@whiskeysockets/baileys'
-import { makeLibSignalRepository } from '@whiskeysockets/baileys/lib/Signal/libsignal.js'
+import * as baileysModule from '@whiskeysockets/baileys'
+import * as signalModule from '@whiskeysockets/baileys/lib/Signal/libsignal.js'
+
+// Baileys 6.7.19 and later are ES modules; the releases before are CommonJS, whose
+// exports an ES module import finds on the default export
+const exportsOf = (ns) => (ns.proto || ns.makeLibSignalRepository ? ns : ns.default)
+const { BufferJSON, addTransactionCapability, getNextPreKeys, proto, useMultiFileAuthState } =
+  exportsOf(baileysModule)
+const { makeLibSignalRepository } = exportsOf(signalModule)
 
 // Baileys' repository logs through a pino-like logger; this one is silent.
 const logger = {
