@@ -55,11 +55,11 @@ class SchemaStatus:
 class Lease:
     """An account lease: who serves the account, until when.
 
-    SQLite: a row of the lease table (``pid`` of the holder's process on
-    ``host``; ``expires_at`` in Unix seconds, unless renewed). PostgreSQL: an
-    advisory lock, held as long as the holder's connection lives
-    (``expires_at`` None; ``holder`` the connection's ``application_name``,
-    ``pid`` the server process serving it, ``host`` the client address).
+    The same on both SQL backends: a row of the lease table whose holder is
+    the container that took it (``holder`` its description, ``pid`` and
+    ``host`` the holder's process), valid until ``expires_at`` (Unix seconds:
+    the holder's last renewal plus the lease's ttl; on PostgreSQL the
+    server's clock). ``expires_at`` None is a lease that does not expire.
     """
 
     device_id: int
@@ -76,7 +76,7 @@ class Lease:
     def describe(self) -> str:
         """Who holds it, for people."""
         if self.expires_at is None:
-            return f"{self.holder or 'a PostgreSQL session'} (server pid {self.pid}, {self.host})"
+            return f"{self.holder or 'another process'} (pid {self.pid} on {self.host})"
         if f"pid {self.pid}" in self.holder:
             return self.holder
         return f"{self.holder} (pid {self.pid} on {self.host})"
