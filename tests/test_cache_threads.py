@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from wastore.cache import ENTRY_OVERHEAD, IDENTITY, SENDER_KEY, SESSION, CacheBudget, SignalCache
-from wastore.cache import _cost as cost
+from wastore.cache.budget import _cost as cost
 from wastore.interop.bridge import SyncContainer, SyncSignal
 
 pytestmark = pytest.mark.filterwarnings("error")
