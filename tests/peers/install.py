@@ -67,7 +67,8 @@ def baileys(peer: str = "baileys7") -> Path:
     """The installed Baileys peer's folder (``node <folder>/peer.mjs`` runs it).
 
     Args:
-        peer: a key of :data:`BAILEYS_PEERS` (``"baileys6"`` or ``"baileys7"``).
+        peer: a key of :data:`BAILEYS_PEERS` (``"baileys7"``, ``"baileys6"`` or
+            ``"baileys6-legacy"``).
 
     Raises:
         PeerUnavailable: node or npm is missing, or ``npm ci`` failed.

@@ -4,9 +4,9 @@
 // useMultiFileAuthState folder, exactly as a Baileys socket does, but without a
 // socket. The same script runs Baileys 7 (tests/peers/baileys) and Baileys 6
 // (tests/peers/baileys6, tests/peers/baileys6-legacy): every call below exists in
-// all of them. The test passes
-// ciphertexts between this process and python-axolotl as bytes. One JSON
-// request per input line, one JSON reply per output line
+// all of them. The test passes ciphertexts between this process and
+// python-axolotl as bytes. One JSON request per input line, one JSON reply per
+// output line
 // ({"ok": ...} or {"error": "..."}); binary values are base64.
 //
 // Requests (field "op"):
