@@ -109,7 +109,14 @@ def buffer_json(data: bytes) -> dict[str, Any]:
 def sender_key_states(draw: Any) -> list[dict[str, Any]]:
     states = []
     for _ in range(draw(st.integers(1, 5))):
-        own = draw(st.booleans())
+        signing = {"public": buffer_json(b"\x05" + draw(st.binary(min_size=32, max_size=32)))}
+        # our own state has the private key; another member's state has an empty one
+        # (Baileys 7) or none (Baileys 6)
+        kind = draw(st.sampled_from(["own", "other-baileys7", "other-baileys6"]))
+        if kind == "own":
+            signing["private"] = buffer_json(draw(st.binary(min_size=32, max_size=32)))
+        elif kind == "other-baileys7":
+            signing["private"] = buffer_json(b"")
         states.append(
             {
                 "senderKeyId": draw(st.integers(0, (1 << 31) - 1)),
@@ -117,12 +124,7 @@ def sender_key_states(draw: Any) -> list[dict[str, Any]]:
                     "iteration": draw(st.integers(0, 1 << 20)),
                     "seed": buffer_json(draw(st.binary(min_size=32, max_size=32))),
                 },
-                "senderSigningKey": {
-                    "public": buffer_json(b"\x05" + draw(st.binary(min_size=32, max_size=32))),
-                    "private": buffer_json(
-                        draw(st.binary(min_size=32, max_size=32)) if own else b""
-                    ),
-                },
+                "senderSigningKey": signing,
                 "senderMessageKeys": [
                     {"iteration": i, "seed": buffer_json(draw(st.binary(min_size=32, max_size=32)))}
                     for i in draw(st.lists(st.integers(0, 1 << 20), max_size=4, unique=True))
@@ -278,6 +280,80 @@ def test_baileys_folder_imports(tmp_path: Path) -> None:
     [dump] = baileys.read(folder)
     assert dump.device["pn"] == "15550000051:3@s.whatsapp.net"
     assert dump.device["registration_id"] == 1234
+
+
+def test_the_phones_identity_goes_under_the_phones_address(tmp_path: Path) -> None:
+    # pairing names the phone's identity by our own device's JID, deviceId 0: its
+    # phone number in Baileys 6, its LID in Baileys 7
+    folder = baileys_folder(tmp_path / "auth")
+    creds = json.loads((folder / "creds.json").read_text())
+    pn_key, lid_key = bytes(range(32)), bytes(range(32, 64))
+    creds["signalIdentities"] = [
+        {
+            "identifier": {"name": name, "deviceId": 0},
+            "identifierKey": {"type": "Buffer", "data": b64(b"\x05" + key)},
+        }
+        for name, key in (("15550000051:3@s.whatsapp.net", pn_key), ("98765:3@lid", lid_key))
+    ]
+    (folder / "creds.json").write_text(json.dumps(creds))
+    [dump] = baileys.read(folder)
+    identities = {row["address"]: row["key"] for row in dump.tables["identities"]}
+    assert identities == {"15550000051@s.whatsapp.net": pn_key, "98765@lid": lid_key}
+    # and they go back out in creds.json only, not as identity-key files
+    baileys.write(dump, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("identity-key-*"))
+    back = json.loads((tmp_path / "out" / "creds.json").read_text())
+    assert back["signalIdentities"] == creds["signalIdentities"]
+
+
+def test_sender_keys_go_back_out_in_the_form_the_folder_kept(tmp_path: Path) -> None:
+    # Baileys up to 6.7.18 keeps the list of states (protobuf.js writes their bytes as
+    # base64 text, a skipped key as {}); 6.7.19+ and 7 the list's JSON text as a Buffer,
+    # and read both forms: a folder with any file in that form is theirs
+    seed, public = bytes(range(32)), b"\x05" + bytes(range(1, 33))
+    states = [
+        {
+            "senderKeyId": 7,
+            "senderChainKey": {"iteration": 2, "seed": b64(seed)},
+            "senderSigningKey": {"public": b64(public)},
+            "senderMessageKeys": [{}],
+        }
+    ]
+    as_buffer_json = [
+        {
+            "senderKeyId": 7,
+            "senderChainKey": {"iteration": 2, "seed": buffer_json(seed)},
+            "senderSigningKey": {"public": buffer_json(public)},
+            "senderMessageKeys": [],
+        }
+    ]
+    buffered = {"type": "Buffer", "data": b64(text(as_buffer_json).encode())}
+    for n, (values, form) in enumerate(
+        [([states, states], list), ([states, buffered], dict), ([buffered], dict)]
+    ):
+        folder = baileys_folder(tmp_path / f"auth{n}")
+        for i, value in enumerate(values):
+            name = f"sender-key-120363000000000001@g.us--1555000000{i}--0.json"
+            (folder / name).write_text(text(value))
+        [dump] = baileys.read(folder)
+        baileys.write(dump, tmp_path / f"out{n}")
+        written = sorted((tmp_path / f"out{n}").glob("sender-key-*"))
+        assert [type(json.loads(path.read_text())) for path in written] == [form] * len(values)
+        [again] = baileys.read(tmp_path / f"out{n}")
+        assert again.tables["sender_keys"] == dump.tables["sender_keys"]
+        if form is list:
+            # BufferJSON, which that Baileys revives to the Buffers it needs
+            assert json.loads(written[0].read_text()) == [
+                {
+                    "senderKeyId": 7,
+                    "senderChainKey": {
+                        "iteration": 2,
+                        "seed": {"type": "Buffer", "data": b64(seed)},
+                    },
+                    "senderSigningKey": {"public": {"type": "Buffer", "data": b64(public)}},
+                    "senderMessageKeys": [],
+                }
+            ]
 
 
 def test_truncated_file_is_refused(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """Install the tests' third-party peers into a git-ignored cache, once.
 
-- Baileys (Node): ``tests/peers/baileys`` (``package.json``, the committed
-  ``package-lock.json`` and ``peer.mjs``) is copied to ``<cache>/baileys`` and
-  installed there with ``npm ci`` (install scripts off).
+- Baileys (Node), three releases: Baileys 7 from ``tests/peers/baileys``,
+  Baileys 6 from ``tests/peers/baileys6`` and an older Baileys 6 from
+  ``tests/peers/baileys6-legacy`` (each a ``package.json`` and its committed
+  ``package-lock.json``), each copied to the cache folder of the same name with
+  the one ``tests/peers/baileys/peer.mjs`` (its calls are the same in all of
+  them) and installed there with ``npm ci`` (install scripts off).
 - Python peers (yowsup, neonize): a virtualenv per peer, ``<cache>/<name>-venv``,
   with pinned requirements from PyPI — never wastore's own environment, whose
   protobuf and python-axolotl versions differ.
@@ -20,12 +23,19 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-BAILEYS_FILES = ("package.json", "package-lock.json", "peer.mjs")
+BAILEYS_PEERS: Final = {
+    "baileys6-legacy": "baileys6-legacy",
+    "baileys6": "baileys6",
+    "baileys7": "baileys",
+}
+"""The Baileys peers: test id -> folder under ``tests/peers`` (and under the cache)."""
+_PEER_SCRIPT: Final = HERE / "baileys" / "peer.mjs"
 _TIMEOUT = 900
 
 
@@ -53,18 +63,27 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
         raise PeerUnavailable(f"{' '.join(cmd[:3])} failed ({proc.returncode}): {tail}")
 
 
-def baileys() -> Path:
-    """The installed Baileys peer's folder (``node <folder>/peer.mjs`` runs it)."""
+def baileys(peer: str = "baileys7") -> Path:
+    """The installed Baileys peer's folder (``node <folder>/peer.mjs`` runs it).
+
+    Args:
+        peer: a key of :data:`BAILEYS_PEERS` (``"baileys7"``, ``"baileys6"`` or
+            ``"baileys6-legacy"``).
+
+    Raises:
+        PeerUnavailable: node or npm is missing, or ``npm ci`` failed.
+    """
     if shutil.which("node") is None or shutil.which("npm") is None:
         raise PeerUnavailable("node and npm are needed for the Baileys peer")
-    src = HERE / "baileys"
-    dest = cache_dir() / "baileys"
+    src = HERE / BAILEYS_PEERS[peer]
+    dest = cache_dir() / BAILEYS_PEERS[peer]
     dest.mkdir(exist_ok=True)
     digest = hashlib.sha256(
         (src / "package-lock.json").read_bytes() + (src / "package.json").read_bytes()
     ).hexdigest()
-    for name in BAILEYS_FILES:
+    for name in ("package.json", "package-lock.json"):
         shutil.copyfile(src / name, dest / name)
+    shutil.copyfile(_PEER_SCRIPT, dest / "peer.mjs")
     marker = dest / ".installed"
     if marker.exists() and marker.read_text() == digest and (dest / "node_modules").is_dir():
         return dest

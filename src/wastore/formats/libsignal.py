@@ -558,6 +558,11 @@ def sender_key_record_to_node(record: bytes) -> list[dict[str, Any]]:
         raise _Bad("the sender-key record is not a libsignal SenderKeyRecordStructure") from None
     states: list[dict[str, Any]] = []
     for st in reversed(rec.senderKeyStates):
+        signing = {"public": node_buffer(st.senderSigningKey.public)}
+        if st.senderSigningKey.HasField("private"):
+            # Baileys 7 writes an empty private key for another member's state,
+            # Baileys 6 none at all: the record says which (both read either)
+            signing["private"] = node_buffer(st.senderSigningKey.private)
         states.append(
             {
                 "senderKeyId": st.senderKeyId,
@@ -565,10 +570,7 @@ def sender_key_record_to_node(record: bytes) -> list[dict[str, Any]]:
                     "iteration": st.senderChainKey.iteration,
                     "seed": node_buffer(st.senderChainKey.seed),
                 },
-                "senderSigningKey": {
-                    "public": node_buffer(st.senderSigningKey.public),
-                    "private": node_buffer(st.senderSigningKey.private),
-                },
+                "senderSigningKey": signing,
                 "senderMessageKeys": [
                     {"iteration": k.iteration, "seed": node_buffer(k.seed)}
                     for k in st.senderMessageKeys

@@ -2,13 +2,18 @@
 //
 // It runs Baileys' own Signal repository (makeLibSignalRepository) over a
 // useMultiFileAuthState folder, exactly as a Baileys socket does, but without a
-// socket: the test passes ciphertexts between this process and python-axolotl
-// as bytes. One JSON request per input line, one JSON reply per output line
+// socket. The same script runs Baileys 7 (tests/peers/baileys) and Baileys 6
+// (tests/peers/baileys6, tests/peers/baileys6-legacy): every call below exists in
+// all of them. The test passes ciphertexts between this process and
+// python-axolotl as bytes. One JSON request per input line, one JSON reply per
+// output line
 // ({"ok": ...} or {"error": "..."}); binary values are base64.
 //
 // Requests (field "op"):
 //   open           {folder, me?, creds?, preKeys?}  load or create the folder; set creds
-//                  fields (BufferJSON-revived); generate pre-keys as Baileys uploads them
+//                  fields (BufferJSON-revived); generate pre-keys as Baileys uploads them;
+//                  the reply names the Baileys version that runs
+//   address        {jid}                            -> {address}: Baileys' Signal address
 //   session        {jid, bundle}                    start a session from a pre-key bundle
 //   encrypt        {jid, data}                      -> {type: "pkmsg"|"msg", ciphertext}
 //   decrypt        {jid, type, ciphertext}          -> {plaintext}
@@ -16,18 +21,21 @@
 //   process_skdm   {group, author, skdm}
 //   group_decrypt  {group, author, ciphertext}      -> {plaintext}
 //   bookkeeping    {...}                            write the protocol bookkeeping a socket
-//                                                   writes (LID mappings, device lists, ...)
+//                                                   writes (LID mappings, device lists, ...;
+//                                                   Baileys 6 keeps only some of them)
 //   quit
 
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import {
-  BufferJSON,
-  addTransactionCapability,
-  getNextPreKeys,
-  proto,
-  useMultiFileAuthState
-} from '@whiskeysockets/baileys'
-import { makeLibSignalRepository } from '@whiskeysockets/baileys/lib/Signal/libsignal.js'
+import * as baileysModule from '@whiskeysockets/baileys'
+import * as signalModule from '@whiskeysockets/baileys/lib/Signal/libsignal.js'
+
+// Baileys 6.7.19 and later are ES modules; the releases before are CommonJS, whose
+// exports an ES module import finds on the default export
+const exportsOf = (ns) => (ns.proto || ns.makeLibSignalRepository ? ns : ns.default)
+const { BufferJSON, addTransactionCapability, getNextPreKeys, proto, useMultiFileAuthState } =
+  exportsOf(baileysModule)
+const { makeLibSignalRepository } = exportsOf(signalModule)
 
 // Baileys' repository logs through a pino-like logger; this one is silent.
 const logger = {
@@ -40,6 +48,11 @@ const logger = {
 for (const name of ['log', 'info', 'warn', 'error', 'debug', 'trace']) {
   console[name] = (...args) => process.stderr.write(args.map(String).join(' ') + '\n')
 }
+
+// Read from the installed package, so that the test sees which Baileys really answers.
+const BAILEYS_VERSION = JSON.parse(
+  readFileSync(new URL('./node_modules/@whiskeysockets/baileys/package.json', import.meta.url))
+).version
 
 const b64 = (buf) => Buffer.from(buf).toString('base64')
 const bytes = (text) => Buffer.from(text, 'base64')
@@ -71,6 +84,7 @@ async function open({ folder, me, creds, preKeys }) {
   await saveCreds()
   const { creds: c } = auth
   return {
+    baileys: BAILEYS_VERSION,
     registrationId: c.registrationId,
     identity: b64(Buffer.concat([Buffer.from([5]), c.signedIdentityKey.public])),
     signedPreKey: {
@@ -101,7 +115,11 @@ async function startSession({ jid, bundle }) {
 
 async function bookkeeping(req) {
   // The values a socket stores, written the way the socket writes them.
-  if (req.lidMappings) await repo.lidMapping.storeLIDPNMappings(req.lidMappings)
+  if (req.lidMappings) {
+    // Baileys 7's LID mapping store; Baileys 6 has none
+    if (!repo.lidMapping) throw new Error(`Baileys ${BAILEYS_VERSION} keeps no LID mappings`)
+    await repo.lidMapping.storeLIDPNMappings(req.lidMappings)
+  }
   if (req.deviceLists) await keys.set({ 'device-list': req.deviceLists })
   if (req.senderKeyMemory) await keys.set({ 'sender-key-memory': req.senderKeyMemory })
   if (req.tcTokens) {
@@ -145,6 +163,9 @@ async function bookkeeping(req) {
 const handlers = {
   open,
   session: startSession,
+  async address({ jid }) {
+    return { address: repo.jidToSignalProtocolAddress(jid) }
+  },
   async encrypt({ jid, data }) {
     const { type, ciphertext } = await repo.encryptMessage({ jid, data: bytes(data) })
     return { type, ciphertext: b64(ciphertext) }

@@ -25,6 +25,11 @@ Baileys file                                wastore
 ``sender-key-memory-<group>``               ``sender_key_devices``
 ==========================================  =========================================
 
+Sender keys: Baileys up to 6.7.18 keeps the list of states in the file;
+6.7.19+ and 7 keep its JSON text as a Buffer. An account read from a folder
+that holds only the older form is marked so in its bookkeeping
+(``"senderKeys": "states"``), and :func:`write` writes that form back for it.
+
 Signal addresses: Baileys names a device ``user.device`` with a domain suffix
 for the non-phone-number servers (``user_1`` LID, ``user_128`` hosted,
 ``user_129`` hosted LID, as WhatsApp's own domain types); wastore names it
@@ -42,7 +47,9 @@ there (``processedHistoryMessages``, ``accountSyncCounter``,
 ``signalIdentities``, ``additionalData``, other ``me`` fields, and the order of
 the keys) is kept as Baileys' own bookkeeping in ``Device.client_data["baileys"]``
 so that :func:`write` gives Baileys back the same ``creds.json``.
-``signalIdentities`` (the phone's identity) also go to ``identities``.
+``signalIdentities`` (the phone's identity) also go to ``identities``, under the phone's
+address (the named user's device ``deviceId``, 0: pairing names it by our own
+device's JID).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import json
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from ...device import Device
 from ...portable import AccountBuilder, AccountDump
@@ -41,8 +41,10 @@ from ._common import (
     signal_address,
 )
 from .creds import (
+    SENDER_KEY_STATES,
     _signal_identities,
     device_from_creds,
+    with_sender_key_form,
 )
 
 log = logging.getLogger(__name__)
@@ -51,9 +53,10 @@ log = logging.getLogger(__name__)
 
 
 class _Reader:
-    def __init__(self, folder: Path, device: Device) -> None:
+    def __init__(self, folder: Path, device: Device, loaded: dict[str, Any]) -> None:
         self.folder = folder
         self.device = device
+        self.loaded = loaded  # the sender-key files read already, by name
         self.b = AccountBuilder(device)
         self.local_identity = b"\x05" + device.identity_key.public
         self.lid_forward: dict[str, tuple[str, int]] = {}
@@ -81,8 +84,10 @@ class _Reader:
             raise _Bad(f"{path.name}: not a sender-key name (group--user--device)")
         group_jid = _jid(group, path.name)
         address = signal_address(f"{user}.{rest}", path.name)
-        value = _load(path)
-        if isinstance(value, dict):  # Baileys 7: the record's JSON text as a Buffer
+        value = self.loaded.pop(path.name) if path.name in self.loaded else _load(path)
+        # Baileys 7 and 6.7.19+ keep the record's JSON text as a Buffer; Baileys up to
+        # 6.7.18 kept the list of states itself
+        if isinstance(value, dict):
             text = _buf(value, path.name)
             try:
                 value = json.loads(text)
@@ -240,7 +245,16 @@ def read(source: Path, *, jid: str | None = None) -> list[AccountDump]:
     device = device_from_creds(creds, "creds.json")
     if jid is not None and not _matches(device, jid):
         return []
-    r = _Reader(folder, device)
+    loaded = {
+        path.name: _load(path)
+        for path in folder.glob("sender-key-*.json")
+        if not path.name.startswith("sender-key-memory-") and path.is_file()
+    }
+    if loaded and all(isinstance(value, list) for value in loaded.values()):
+        # Written by a Baileys up to 6.7.18, which reads no other form: an export
+        # of this account writes its sender keys back in that form
+        device = _in("creds.json", lambda: with_sender_key_form(device, SENDER_KEY_STATES))
+    r = _Reader(folder, device, loaded)
     for address, key in _signal_identities(creds, "creds.json"):
         r.b.put_identity(address, key)
     for path in sorted(folder.iterdir()):

@@ -30,9 +30,11 @@ from ._common import (
     baileys_address,
 )
 from .creds import (
+    SENDER_KEY_STATES,
     _bufjson,
     _signal_identities,
     creds_from_device,
+    sender_key_form,
 )
 
 log = logging.getLogger(__name__)
@@ -50,9 +52,21 @@ def _write_json(folder: Path, name: str, value: Any) -> None:
         f.write(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
+def _buffers_as_bufferjson(value: Any) -> Any:
+    """``value`` with every ``Buffer.toJSON`` form turned into Baileys' BufferJSON form."""
+    if isinstance(value, list):
+        return [_buffers_as_bufferjson(x) for x in value]
+    if isinstance(value, dict):
+        if value.get("type") == "Buffer" and isinstance(value.get("data"), list):
+            return _bufjson(bytes(value["data"]))
+        return {k: _buffers_as_bufferjson(x) for k, x in value.items()}
+    return value
+
+
 def _files(dump: AccountDump, device: Device) -> Iterable[tuple[str, Any]]:
     t = dump.tables
     yield "creds.json", creds_from_device(device)
+    states_form = sender_key_form(device) == SENDER_KEY_STATES
     dropped = unnamed = 0
     now = now_ms()
     for row in t.get("sessions", []):
@@ -77,8 +91,14 @@ def _files(dump: AccountDump, device: Device) -> Iterable[tuple[str, Any]]:
             f"sender key {row['address']}",
             partial(libsignal.sender_key_record_to_node, row["record"]),
         )
-        text = json.dumps(states, separators=(",", ":")).encode()
-        yield _file_name("sender-key", f"{group}::{user}::{device_no}"), _bufjson(text)
+        file_name = _file_name("sender-key", f"{group}::{user}::{device_no}")
+        if states_form:
+            # as Baileys up to 6.7.18 keeps them: the states themselves, Buffers as
+            # BufferJSON (which it revives to the Buffers it needs)
+            yield file_name, _buffers_as_bufferjson(states)
+        else:
+            text = json.dumps(states, separators=(",", ":")).encode()
+            yield file_name, _bufjson(text)
     for row in t.get("prekeys", []):
         rec = PreKeyRecord()
         try:
@@ -190,7 +210,9 @@ def write(dump: AccountDump, folder: Path) -> None:
     The folder must not exist or be empty. Files are written into a new folder
     beside it, then moved into place, so a failure leaves no half-written
     account; files are private (mode 0600). Sessions and sender keys are
-    converted to libsignal-node JSON (:mod:`wastore.formats.libsignal`).
+    converted to libsignal-node JSON (:mod:`wastore.formats.libsignal`); sender
+    keys are written as Baileys 7 and 6.7.19+ keep them, or, for an account
+    read from a folder of Baileys up to 6.7.18, as that Baileys keeps them.
     What Baileys has no place for (archived signed pre-keys, base keys, sent
     messages, message secrets, pending messages, group metadata, records under
     addresses Baileys cannot name) is left out.

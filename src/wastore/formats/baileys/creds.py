@@ -143,6 +143,37 @@ def device_from_creds(creds: Any, where: str = "creds.json") -> Device:
     return _in(where, lambda: Device(**fields))
 
 
+SENDER_KEY_STATES = "states"
+"""The sender-key form of Baileys up to 6.7.18: each file holds the list of states."""
+
+
+def _bookkeeping(device: Device) -> dict[str, Any]:
+    raw = device.client_data.get(CLIENT)
+    if raw is None:
+        return {}
+    try:
+        book = json.loads(raw)
+    except ValueError:
+        book = None
+    if not isinstance(book, dict):
+        raise _Bad("the account's Baileys bookkeeping (client_data) is not readable")
+    return book
+
+
+def with_sender_key_form(device: Device, form: str) -> Device:
+    """``device`` with the sender-key form its Baileys folder used kept in its bookkeeping."""
+    book = _bookkeeping(device)
+    book["senderKeys"] = form
+    text = json.dumps(book, separators=(",", ":"), ensure_ascii=False).encode()
+    return device.with_client_data(CLIENT, text)
+
+
+def sender_key_form(device: Device) -> str | None:
+    """The sender-key form kept by :func:`with_sender_key_form` (None: Baileys 7's)."""
+    form = _bookkeeping(device).get("senderKeys")
+    return form if isinstance(form, str) else None
+
+
 def _signal_identities(creds: Mapping[str, Any], where: str) -> list[tuple[str, bytes]]:
     out = []
     items = creds.get("signalIdentities") or []
@@ -158,9 +189,10 @@ def _signal_identities(creds: Mapping[str, Any], where: str) -> list[tuple[str, 
         if jid is None:
             address = signal_address(f"{name}.{device}", w)
         else:
-            address = jid.signal_address()
-            if device and not jid.device:
-                address = JID(user=jid.user, server=jid.server, device=device).signal_address()
+            # Pairing names the phone's identity by our own device's JID (its phone
+            # number in Baileys 6, its LID in Baileys 7) with deviceId 0: the key is
+            # the account's, the phone's, so it belongs to the user's device 0
+            address = JID(user=jid.user, server=jid.server, device=device).signal_address()
         out.append((address, _public(entry.get("identifierKey"), f"{w}.identifierKey")))
     return out
 
