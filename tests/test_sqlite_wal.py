@@ -2,7 +2,7 @@
 
 Writers that commit one row at a time at full speed, never yielding to the
 event loop, with batches in between: the ``-wal`` file must stay under
-:data:`~wastore.backends.sqlite.engine.WAL_LIMIT` (64 MiB) while the database
+:data:`~wastore.backends.sqlite.connections.WAL_LIMIT` (64 MiB) while the database
 keeps growing, and every checkpoint must run on the worker thread, never on
 the event loop.
 """
@@ -21,7 +21,7 @@ import pytest
 
 import wastore
 from wastore.backends.sqlite import SqliteStore
-from wastore.backends.sqlite.engine import WAL_LIMIT
+from wastore.backends.sqlite.connections import WAL_LIMIT
 
 pytestmark = pytest.mark.slow
 

@@ -194,6 +194,16 @@ def address_records(value: object, what: str) -> dict[str, bytes]:
     return out
 
 
+def key_statuses(value: object) -> dict[str, bool]:
+    """Validate the ``[(device jid, has_key)]`` of ``set_sender_key_status``; a later
+    duplicate device wins (like sequential calls)."""
+    checked: dict[str, bool] = {}
+    for item in sequence(value, "items"):
+        d, has = pair(item, "items")
+        checked[address(d, "device jid")] = boolean(has, "has_key")
+    return checked
+
+
 def address_keys(value: object, what: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for item in sequence(value, what):

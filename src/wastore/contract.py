@@ -364,7 +364,9 @@ class Backend(SignalStore, AppSyncStore, ProtocolStore, DeviceStore, Protocol):
         Reads inside the block see its writes; other tasks never see them before
         the commit. A nested block joins the outer transaction as a savepoint: if
         it raises, its own writes are undone and the exception propagates. If the
-        outermost block raises, nothing of it is left behind.
+        outermost block raises, nothing of it is left behind. The container's writes
+        made by the same task inside the block (``create_device``, ``delete_device``,
+        ``backend(id).create()``) join it too.
         """
         ...
 

@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from ..contract import Backend
+from ..contract import Backend, Container
 from ..errors import StoreError
+from ..jid import JID
 from ..values import (
     AppStateSyncKey,
     DeviceInfo,
@@ -359,3 +360,76 @@ class TransactionContract:
         found = await backend.get_sessions([A, B, C])
         assert C not in found
         assert found[A] == found[B]  # each transaction's pair of writes stayed together
+
+    async def test_container_writes_inside_a_raising_transaction_are_undone(
+        self, container: Container, backend: Backend, other_backend: Backend
+    ) -> None:
+        """``delete_device()``, ``create_device()`` and ``backend(id).create()`` called by
+        the task inside its transaction join it: its rollback undoes them too."""
+        device = await other_backend.load()
+        assert device is not None
+        await other_backend.save(dataclasses.replace(device, push_name="kept"))
+        await other_backend.put_group_metadata(GROUPS[0], record("kept"))
+        gone = other_backend.device_id
+        before = await container.devices()
+        missing = container.backend(max(before) + 1000)
+        created: list[int] = []
+
+        async def body() -> None:
+            await container.delete_device(gone)
+            created.append(await container.create_device())
+            assert await missing.create() == missing.device_id
+            listed = await container.devices()
+            assert gone not in listed
+            assert {created[0], missing.device_id} <= set(listed)
+            assert await other_backend.exists() is False
+
+        with pytest.raises(Abort):
+            await in_aborted_transaction(backend, body)
+        assert await container.devices() == before
+        assert await missing.exists() is False
+        restored = await other_backend.load()
+        assert restored is not None
+        assert restored.push_name == "kept"
+        assert await other_backend.get_group_metadata(GROUPS[0]) == record("kept")
+        # Nothing is left half-undone: the restored account takes writes, and the
+        # container creates accounts again.
+        await other_backend.put_group_metadata(GROUPS[1], record("after"))
+        assert await other_backend.get_group_metadata(GROUPS[1]) == record("after")
+        assert await container.create_device() not in before
+
+    async def test_other_task_never_sees_uncommitted_container_writes(
+        self, container: Container, backend: Backend, other_backend: Backend
+    ) -> None:
+        device = await other_backend.load()
+        assert device is not None
+        await other_backend.save(dataclasses.replace(device, pn=JID.parse("777@s.whatsapp.net")))
+        gone = other_backend.device_id
+        before = await container.devices()
+        go = asyncio.Event()
+
+        async def reader() -> tuple[list[int], bool, int | None]:  # started outside
+            await go.wait()
+            return (
+                await container.devices(),
+                await other_backend.exists(),
+                await container.find_device("777@s.whatsapp.net"),
+            )
+
+        task = asyncio.create_task(reader())
+
+        async def body() -> None:
+            await container.delete_device(gone)
+            await container.create_device()
+            go.set()
+            await asyncio.wait({task}, timeout=_GRACE)
+
+        try:
+            with pytest.raises(Abort):
+                await in_aborted_transaction(backend, body)
+            # Whether it read during the transaction or after its rollback, the reader
+            # saw the committed accounts only.
+            assert await _finish(task) == (before, True, gone)
+        finally:
+            await _cancel(task)
+        assert await container.devices() == before

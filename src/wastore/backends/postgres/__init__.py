@@ -3,8 +3,11 @@
 The package is the PostgreSQL engine of the one SQL backend
 (:mod:`wastore.backends.sql`):
 
-- ``engine``: how statements run on pooled connections (retries, timeouts,
-  transactions and savepoints);
+- ``engine``: the primitives of the SQL backend, and how a statement or an
+  atomic call runs (on a pooled connection or in the task's transaction);
+- ``transactions``: transaction blocks, savepoints, account locks and fencing;
+- ``connections``: how a call gets, times (the ``command_timeout`` watchdog)
+  and gives back a pooled connection, retried within its budget;
 - ``pool``: wastore's own pool of asyncpg connections, or a given ``asyncpg.Pool``;
 - ``statements``: PostgreSQL's forms of batches and multi-key reads (``unnest``);
 - ``errors``: what is transient, what may run again, driver errors translated;

@@ -53,59 +53,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, NoReturn, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 
-from ...errors import BackendUnavailableError, StoreError
+from ...errors import BackendUnavailableError
 from .. import _txn
-from ..options import StoreOptions
-from ..retry import Budget
-from ..sql.engine import Args, Block, Rows, Statements
+from ..sql.engine import Args, Block, EngineBase, Rows, Statements
 from ..sql.queries import Batch, KeyRead, Queries
-from .errors import (
-    Conn,
-    connection_ok,
-    lost,
-    message,
-    reraise,
-    retry_after_send,
-)
+from .connections import Op, PostgresOptions
+from .errors import Conn, lost, message, reraise, retry_after_send
 from .leases import PostgresLeases
-from .pool import (
-    Pool,
-    PoolBusy,
-    connect_error,
-    connect_retryable,
-    retry_budget,
-    unreachable,
-)
+from .pool import Pool
 from .statements import dialect_queries
+from .transactions import PostgresTransactions, _Txn
 
 log = logging.getLogger("wastore.postgres")
 
 T = TypeVar("T")
-Op = Callable[[Conn], Awaitable[Any]]
-
-DEFAULT_POOL_SIZE: Final = 10
-DEFAULT_RETRY_TIMEOUT: Final = 5.0
-DEFAULT_COMMAND_TIMEOUT: Final = 30.0
-STATEMENT_CACHE_SIZE: Final = 256
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PostgresOptions(StoreOptions):
-    """The options of an open PostgreSQL store (checked by :meth:`PostgresStore.open`)."""
-
-    retry_timeout: float
-    command_timeout: float
-    connect_timeout: float
-    snapshot_dir: Path
-    application_name: str
 
 
 def status_count(status: str) -> int:
@@ -116,55 +82,16 @@ def status_count(status: str) -> int:
         return 0
 
 
-class _Txn:
-    """The connection of an open ``transaction()`` block, whether a call in it failed,
-    and the accounts it locked or whose lease epoch it checked."""
-
-    __slots__ = ("checked", "conn", "ended", "failed", "locked")
-
-    def __init__(self, conn: Conn) -> None:
-        self.conn = conn
-        self.failed: BaseException | None = None
-        self.locked: set[int] = set()
-        self.checked: set[int] = set()
-        self.ended = asyncio.Event()
-
-
-class PostgresEngine:
+class PostgresEngine(PostgresTransactions, EngineBase):
     """A pool of connections to one database and how statements run on them."""
 
     def __init__(self, pool: Pool, options: PostgresOptions, where: str) -> None:
-        self.pool = pool
-        self.opts = options
-        self.where = where
+        super().__init__(pool, options, where)
         self.q = Queries("postgres", options.prefix)
         self.dq = dialect_queries(self.q)
-        self._closed = False
-        # command_timeout: the start time of every statement in flight, by connection;
-        # a watchdog closes the connection of one that runs too long (see _watch).
-        self._inflight: dict[Conn, float] = {}
-        self._timed_out: set[Conn] = set()
-        self._watchdog: asyncio.Task[None] | None = None
         self.leases = PostgresLeases(self)
-        # The open transactions of this process, by the accounts they locked.
-        self._accounts: dict[int, _txn.TxnState[_Txn]] = {}
-        p = options.prefix
-        self._lock_sql = {
-            "create": f"INSERT INTO {p}leases (device_id, token, holder, host, pid, expires_at, "
-            "epoch, ttl) SELECT id, '', '', '', 0, 0, 0, 0 FROM "
-            f"{p}device WHERE id = $1 ON CONFLICT (device_id) DO NOTHING",
-            "lock": f"SELECT 1 FROM {p}leases WHERE device_id = $1 FOR NO KEY UPDATE",
-            "fenced": f"SELECT 1 FROM {p}leases WHERE device_id = $1 AND epoch = $2 "
-            "FOR NO KEY UPDATE",
-            "shared": f"SELECT 1 FROM {p}leases WHERE device_id = $1 AND epoch = $2 FOR SHARE",
-        }
 
-    # -- life ----------------------------------------------------------------
-    def start_watchdog(self) -> None:
-        self._watchdog = asyncio.get_running_loop().create_task(
-            self._watch(), name="wastore-postgres-watchdog"
-        )
-
+    # -- closing ---------------------------------------------------------------
     async def close(self) -> None:
         """Release the leases and close the pool's connections. Safe to call twice."""
         if self._closed:
@@ -176,113 +103,6 @@ class PostgresEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
         await self.pool.close()
-
-    def check_open(self) -> None:
-        if self._closed:
-            raise BackendUnavailableError(f"the PostgreSQL store {self.where} is closed")
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def _watch(self) -> None:
-        """Close the connection of any statement running longer than ``command_timeout``.
-
-        One coarse timer for the whole store instead of asyncpg's per-call timeout,
-        which schedules and cancels a timer around every statement (5 µs of a
-        30 µs primary-key read). The call then fails with BackendUnavailableError.
-        """
-        limit = self.opts.command_timeout
-        period = min(1.0, limit / 4)
-        while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
-            for conn, started in list(self._inflight.items()):
-                if now - started > limit and conn not in self._timed_out:
-                    self._timed_out.add(conn)
-                    log.warning(
-                        "a statement on %s ran longer than command_timeout (%gs): "
-                        "closing its connection",
-                        self.where,
-                        limit,
-                    )
-                    conn.terminate()
-
-    async def timed(self, conn: Conn, aw: Awaitable[T]) -> T:
-        """Await ``aw``, statements on ``conn``, under the command_timeout watchdog."""
-        inflight = self._inflight
-        inflight[conn] = time.monotonic()
-        try:
-            return await aw
-        finally:
-            inflight.pop(conn, None)
-
-    def late(self, conn: Conn, err: BaseException) -> None:
-        """Raise BackendUnavailableError if ``conn`` failed because the watchdog closed it."""
-        if conn in self._timed_out:
-            self._timed_out.discard(conn)
-            raise BackendUnavailableError(
-                f"a statement on {self.where} ran longer than command_timeout "
-                f"({self.opts.command_timeout:g}s): its connection was closed, and it may "
-                "or may not have taken effect"
-            ) from err
-
-    # -- connections and retries -------------------------------------------------
-    def budget(self) -> Budget:
-        """The retry budget of one call."""
-        return retry_budget(self.opts.retry_timeout, self.opts.connect_timeout)
-
-    async def backoff(self, budget: Budget, err: BaseException, what: str) -> None:
-        """Wait before the next attempt, or raise once the budget is spent (naming the
-        call's first failure: see :func:`.pool.unreachable`)."""
-        if not await budget.pause(err):
-            raise unreachable(self.where, budget, what) from budget.first
-
-    def reraise(self, err: BaseException, action: str) -> NoReturn:
-        reraise(err, action, self.where)
-
-    async def get_conn(self, budget: Budget) -> Conn:
-        """A connection from the pool, retrying while the server is unreachable (each
-        attempt bounded by ``connect_timeout`` and the budget; a refused login or a
-        TLS failure is raised at once: see :mod:`.pool`)."""
-        limit = self.opts.connect_timeout
-        while True:
-            self.check_open()
-            try:
-                conn = await self.pool.acquire(
-                    self.opts.command_timeout, lambda: budget.attempt(limit)
-                )
-            except PoolBusy:
-                raise BackendUnavailableError(
-                    f"no connection of the pool ({self.pool.size}) came free within "
-                    f"{self.opts.command_timeout:g}s (command_timeout): raise pool_size, or "
-                    "look for long transactions"
-                ) from None
-            except Exception as err:
-                if not connect_retryable(err):
-                    raise connect_error(err, self.where) from err
-                await self.backoff(budget, err, "connecting")
-                continue
-            budget.succeeded()
-            return conn
-
-    async def _put_back(self, conn: Conn, err: BaseException, single: bool = False) -> None:
-        """Return ``conn`` to the pool after ``err``, or close it.
-
-        ``single``: the call was one statement outside any transaction, so a
-        cancelled one leaves the connection usable (asyncpg completes the
-        cancellation before its next statement); after a cancelled ``BEGIN`` or
-        block the connection's state is unknown, so it goes.
-        """
-        if connection_ok(conn, err) or (
-            single
-            and isinstance(err, asyncio.CancelledError)
-            and not conn.is_closed()
-            and not conn.is_in_transaction()
-        ):
-            await self.pool.release(conn)
-        else:
-            self.pool.discard(conn)
 
     # -- the primitives ------------------------------------------------------
     async def one(self, sql: str, args: Sequence[Any]) -> Any:
@@ -309,17 +129,9 @@ class PostgresEngine:
     ) -> Any:
         return await self._call("fetchrow", sql, args, False, account)
 
-    async def batch(
-        self,
-        stmt: Batch,
-        head: Args,
-        rows: Sequence[Args],
-        tail: Args = (),
-        *,
-        account: int | None = None,
+    async def _write_batch(
+        self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args, account: int | None
     ) -> None:
-        if not rows:
-            return
         if stmt.mode == "arrays":
             columns = [list(c) for c in zip(*rows, strict=True)]
             kind, args = "execute", (*head, *columns, *tail)
@@ -336,13 +148,8 @@ class PostgresEngine:
             return
         await self._call(kind, stmt.sql, args, True, account)
 
-    async def atomic(
-        self,
-        block: Block[T],
-        *,
-        items: int = 1,
-        idempotent: bool = False,
-        account: int | None = None,
+    async def _run_block(
+        self, block: Block[T], items: int, idempotent: bool, account: int | None
     ) -> T:
         result: T = await self._atomic(
             lambda c: block(Tx(c)), idempotent=idempotent, account=account
@@ -410,55 +217,6 @@ class PostgresEngine:
         self.pool.give(conn)
         return result
 
-    async def with_conn(
-        self, op: Op, idempotent: bool, first: BaseException | None = None, single: bool = False
-    ) -> Any:
-        """Run ``op(conn)`` on a pooled connection, retrying within the budget
-        (``single``: ``op`` is one statement outside any transaction)."""
-        budget = self.budget()
-        if first is not None:
-            await self.backoff(budget, first, "running a statement")
-        while True:
-            conn = await self.get_conn(budget)
-            try:
-                result = await self.timed(conn, op(conn))
-            except BaseException as err:
-                await self._put_back(conn, err, single)
-                self.late(conn, err)
-                if isinstance(err, Exception) and retry_after_send(err, idempotent):
-                    await self.backoff(budget, err, "running a statement")
-                    continue
-                reraise(err, "statement", self.where)
-            await self.pool.release(conn)
-            return result
-
-    async def _in_txn(self, tx: _Txn, op: Op) -> Any:
-        """A single statement inside the task's transaction: never retried; if it fails,
-        the PostgreSQL transaction is aborted (see the module docstring)."""
-        self._check_failed(tx)
-        try:
-            return await self.timed(tx.conn, op(tx.conn))
-        except BaseException as err:
-            tx.failed = err
-            self.late(tx.conn, err)
-            if isinstance(err, asyncpg.LockNotAvailableError):
-                # lock_timeout (set to command_timeout at BEGIN) ended a wait for a lock.
-                tx.failed = BackendUnavailableError(
-                    f"a statement in a transaction on {self.where} waited longer than "
-                    f"command_timeout ({self.opts.command_timeout:g}s) for a lock held by "
-                    f"another transaction ({message(err)})"
-                )
-                raise tx.failed from err
-            reraise(err, "statement in a transaction", self.where)
-
-    @staticmethod
-    def _check_failed(tx: _Txn) -> None:
-        if tx.failed is not None:
-            raise StoreError(
-                "the transaction was aborted by an earlier failed call "
-                f"({message(tx.failed)}); leave the transaction() block: it rolls back"
-            ) from tx.failed
-
     async def _atomic(self, fn: Op, *, idempotent: bool, account: int | None = None) -> Any:
         """Run ``fn(conn)`` (several statements) as one transaction, or as a savepoint
         inside the task's transaction (a failure then undoes only this call); fenced
@@ -504,270 +262,6 @@ class PostgresEngine:
             reraise(err, "write in a transaction", self.where)
         await self._in_txn(tx, lambda c: c.execute("RELEASE SAVEPOINT wastore_call"))
         return result
-
-    # -- account locks and fencing ---------------------------------------------------
-    def _begin_sql(self, account: int | None, epoch: int | None, mode: str) -> str:
-        """``BEGIN``, and for an account the lock of its lease row in the same round trip
-        (simple-query protocol: the values are integers, formatted here)."""
-        if account is None or (epoch is None and mode == "FOR SHARE"):
-            return "BEGIN"
-        p = self.q.prefix
-        fence = "" if epoch is None else f" AND epoch = {int(epoch)}"
-        wait_ms = max(1, int(self.opts.command_timeout * 1000))
-        return (
-            f"BEGIN; SET LOCAL lock_timeout = {wait_ms}; "
-            f"SELECT 1 FROM {p}leases WHERE device_id = {int(account)}{fence} {mode}"
-        )
-
-    async def _begin_on(
-        self, conn: Conn, account: int | None = None, epoch: int | None = None, mode: str = ""
-    ) -> None:
-        """Open a transaction on ``conn`` (every transaction of this engine begins here):
-        ``mode`` ``FOR NO KEY UPDATE`` locks ``account`` for the transaction (its
-        lease row, created on first use), ``FOR SHARE`` only checks the epoch.
-
-        Raises:
-            AccountInUseError: ``epoch`` is not the lease's any more (rolled back).
-            BackendUnavailableError: another session held the account longer than
-                ``command_timeout`` (rolled back).
-        """
-        sql = self._begin_sql(account, epoch, mode)
-        try:
-            status = await conn.execute(sql)
-        except asyncpg.LockNotAvailableError as err:
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-            raise await self._lock_timeout(account, err) from err
-        if account is None or sql == "BEGIN" or status == "SELECT 1":
-            return
-        try:  # the lease row is missing (first transaction of the account), or the epoch moved
-            await self._lock_slow(conn, account, epoch, mode)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-            raise
-
-    async def _lock_slow(self, conn: Conn, account: int, epoch: int | None, mode: str) -> None:
-        s = self._lock_sql
-        if epoch is None:
-            await conn.execute(s["create"], account)
-            await conn.fetchval(s["lock"], account)  # no row: no such account, nothing to lock
-            return
-        row = await conn.fetchrow(self.leases.check_sql, account)
-        self.leases.check_row(account, epoch, row)  # raises unless it matches now
-        await conn.fetchval(
-            s["fenced" if mode == "FOR NO KEY UPDATE" else "shared"], account, epoch
-        )
-
-    async def _lock_timeout(self, account: int | None, err: BaseException) -> StoreError:
-        holder = ""
-        with contextlib.suppress(Exception):
-            row = await self.one(self.leases.check_sql, (account,))
-            if row is not None and row[2]:
-                holder = f" (its lease holder: {row[2]})"
-        return BackendUnavailableError(
-            f"waited {self.opts.command_timeout:g}s (command_timeout) for account {account}, "
-            f"locked by a transaction of another session{holder}: {message(err)}"
-        )
-
-    async def _wait_account(self, account: int, mine: _txn.TxnState[_Txn] | None = None) -> None:
-        """Wait (at most ``command_timeout``) until no other task of this process has a
-        transaction that locked ``account``."""
-        other = self._accounts.get(account)
-        if other is None or other is mine:
-            return
-        limit = self.opts.command_timeout
-        try:
-            async with asyncio.timeout(limit):
-                while other is not None and other is not mine:
-                    await other.data.ended.wait()
-                    other = self._accounts.get(account)
-        except TimeoutError:
-            assert other is not None
-            raise _txn.wait_timeout(f"account {account}", other.describe(), limit) from None
-
-    async def _lock_in_txn(self, st: _txn.TxnState[_Txn], account: int, shared: bool) -> None:
-        """Inside the task's transaction: lock ``account`` (``shared``: only check its
-        lease epoch, if this container holds the lease) the first time it is used."""
-        tx = st.data
-        if account in tx.locked or (shared and account in tx.checked):
-            return
-        epoch = self.leases.fence(account)
-        if shared and epoch is None:
-            return
-        if not shared:
-            await self._wait_account(account, st)
-            self._accounts[account] = st
-            tx.locked.add(account)
-        tx.checked.add(account)
-        self._check_failed(tx)
-        mode = "FOR SHARE" if shared else "FOR NO KEY UPDATE"
-        sql = (
-            self._lock_sql["lock"]
-            if epoch is None
-            else self._lock_sql["shared" if shared else "fenced"]
-        )
-        args = (account,) if epoch is None else (account, epoch)
-        try:
-            found = await self.timed(tx.conn, tx.conn.fetchval(sql, *args))
-            if found is None:
-                await self.timed(tx.conn, self._lock_slow(tx.conn, account, epoch, mode))
-        except BaseException as err:
-            tx.failed = err
-            self.late(tx.conn, err)
-            if isinstance(err, asyncpg.LockNotAvailableError):
-                raise await self._lock_timeout(account, err) from err
-            reraise(err, "lock in a transaction", self.where)
-
-    async def _commit_on(self, conn: Conn) -> None:
-        """Commit the transaction of ``conn`` (every transaction of this engine ends here)."""
-        await conn.execute("COMMIT")
-
-    @asynccontextmanager
-    async def transaction(self, account: int | None = None) -> AsyncIterator[None]:
-        st = _txn.current(self)
-        if st is not None:
-            if account is not None:
-                await self._lock_in_txn(st, account, shared=False)
-            async with self._savepoint(st):
-                yield
-            return
-        self.check_open()
-        tx = _Txn(None)
-        state: _txn.TxnState[_Txn] = _txn.TxnState(self, tx, account)
-        if account is not None:
-            await self._wait_account(account)
-            self._accounts[account] = state
-            tx.locked.add(account)
-            tx.checked.add(account)
-        try:
-            tx.conn = await self._begin(account)
-        except BaseException:
-            self._end(state)
-            raise
-        token = _txn.push(state)
-        try:
-            yield
-        except BaseException:
-            _txn.pop(token, state)
-            try:
-                await self._rollback(tx)
-            finally:
-                self._end(state)
-            raise
-        _txn.pop(token, state)
-        try:
-            if tx.failed is not None:
-                await self._rollback(tx)
-                if lost(tx.failed):
-                    raise BackendUnavailableError(
-                        f"the connection to {self.where} was lost inside the transaction, "
-                        f"which was rolled back ({message(tx.failed)})"
-                    ) from tx.failed
-                if isinstance(tx.failed, BackendUnavailableError):
-                    raise BackendUnavailableError(
-                        f"the transaction was rolled back: {tx.failed}"
-                    ) from tx.failed
-                raise StoreError(
-                    "the transaction was rolled back: a call inside it failed "
-                    f"({message(tx.failed)})"
-                ) from tx.failed
-            await self._commit(tx)
-        finally:
-            self._end(state)
-
-    def _end(self, state: _txn.TxnState[_Txn]) -> None:
-        """The transaction ended: free its accounts for the tasks waiting for them."""
-        state.open = False
-        tx = state.data
-        for account in tx.locked:
-            if self._accounts.get(account) is state:
-                del self._accounts[account]
-        tx.ended.set()
-
-    async def _begin(self, account: int | None = None) -> Conn:
-        """A pooled connection with an open transaction, ``account`` locked (nothing has
-        run yet: retried)."""
-        budget = self.budget()
-        epoch = None if account is None else self.leases.fence(account)
-        while True:
-            conn = await self.get_conn(budget)
-            try:
-                await self.timed(conn, self._begin_on(conn, account, epoch, "FOR NO KEY UPDATE"))
-            except BaseException as err:
-                await self._put_back(conn, err)
-                self.late(conn, err)
-                if isinstance(err, Exception) and lost(err):
-                    await self.backoff(budget, err, "starting a transaction")
-                    continue
-                reraise(err, "begin", self.where)
-            return conn
-
-    async def _rollback(self, tx: _Txn) -> None:
-        conn = tx.conn
-        try:
-            await self.timed(conn, conn.execute("ROLLBACK"))
-        except Exception as err:  # the server rolls back when the connection goes
-            log.info("rollback failed, dropping the connection: %s", message(err))
-            self.pool.discard(conn)
-        except BaseException:
-            self.pool.discard(conn)
-            raise
-        else:
-            await self.pool.release(conn)
-
-    async def _commit(self, tx: _Txn) -> None:
-        conn = tx.conn
-        try:
-            await self.timed(conn, self._commit_on(conn))
-        except BaseException as err:
-            self.pool.discard(conn)
-            self.late(conn, err)
-            if isinstance(err, Exception) and lost(err):
-                raise BackendUnavailableError(
-                    f"the connection to {self.where} was lost at COMMIT: the transaction "
-                    f"may or may not have been committed ({message(err)})"
-                ) from err
-            reraise(err, "commit", self.where)
-        await self.pool.release(conn)
-
-    @asynccontextmanager
-    async def _savepoint(self, st: _txn.TxnState[_Txn]) -> AsyncIterator[None]:
-        tx = st.data
-        name = f"wastore_sp{st.depth}"
-        await self._in_txn(tx, lambda c: c.execute(f"SAVEPOINT {name}"))
-        st.depth += 1
-        try:
-            yield
-        except BaseException:
-            st.depth -= 1
-            await self._undo_savepoint(tx, name)
-            raise
-        st.depth -= 1
-        if tx.failed is not None:  # a call failed and the caller went on: undo the block
-            failed = tx.failed
-            await self._undo_savepoint(tx, name)
-            raise StoreError(
-                "the transaction block was rolled back: a call inside it failed "
-                f"({message(failed)})"
-            ) from failed
-        await self._in_txn(tx, lambda c: c.execute(f"RELEASE SAVEPOINT {name}"))
-
-    async def _undo_savepoint(self, tx: _Txn, name: str) -> None:
-        """Roll back to a savepoint: the transaction is usable again (unless the
-        connection is gone)."""
-        if tx.failed is not None and lost(tx.failed):
-            return
-        try:
-            await self.timed(
-                tx.conn, tx.conn.execute(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
-            )
-        except BaseException as err:
-            tx.failed = err  # the outer block rolls back
-            if not isinstance(err, Exception):
-                raise
-        else:
-            tx.failed = None  # the failed call was inside this savepoint: undone with it
 
 
 class Tx:

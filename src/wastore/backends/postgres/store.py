@@ -30,15 +30,14 @@ from ..options import check_flag, check_int, check_positive
 from ..sql import migrate, schema
 from ..sql.schema import Dialect, Migration
 from ..sql.store import SqlStore
-from .engine import (
+from .connections import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_POOL_SIZE,
     DEFAULT_RETRY_TIMEOUT,
     STATEMENT_CACHE_SIZE,
-    PostgresEngine,
     PostgresOptions,
-    log,
 )
+from .engine import PostgresEngine, log
 from .errors import Conn, display_url, lost, translate
 from .leases import MIGRATION_OBJID
 from .pool import (

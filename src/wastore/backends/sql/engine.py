@@ -68,7 +68,58 @@ class Tx(Protocol):
 Block = Callable[[Tx], Coroutine[Any, Any, T]]
 
 
-class Engine(Protocol):
+class EngineBase(Protocol):
+    """The primitives whose public form is the same in every dialect, written once.
+
+    Each takes and documents the arguments, and hands them to the dialect's own
+    method (:meth:`_write_batch`, :meth:`_run_block`). An engine derives from
+    this class; :class:`Engine` extends it with the primitives a dialect writes
+    whole.
+    """
+
+    async def batch(
+        self,
+        stmt: Batch,
+        head: Args,
+        rows: Sequence[Args],
+        tail: Args = (),
+        *,
+        account: int | None = None,
+    ) -> None:
+        """Write every row (``(*head, *row, *tail)``) in one transaction, in the
+        given order (callers sort by key). Nothing happens for no rows.
+        ``account``: whose lease epoch fences it (checked at its start)."""
+        if rows:
+            await self._write_batch(stmt, head, rows, tail, account)
+
+    async def atomic(
+        self,
+        block: Block[T],
+        *,
+        items: int = 1,
+        idempotent: bool = False,
+        account: int | None = None,
+    ) -> T:
+        """Run ``block`` as one transaction (a savepoint inside the task's
+        transaction). ``items``: about how many rows it touches; ``idempotent``:
+        it may run again when its outcome is unknown; ``account``: whose lease
+        epoch fences it (checked at its start)."""
+        return await self._run_block(block, items, idempotent, account)
+
+    async def _write_batch(
+        self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args, account: int | None
+    ) -> None:
+        """:meth:`batch` in the dialect's form (``stmt.mode``); ``rows`` is not empty."""
+        ...
+
+    async def _run_block(
+        self, block: Block[T], items: int, idempotent: bool, account: int | None
+    ) -> T:
+        """:meth:`atomic`, on the dialect's connection."""
+        ...
+
+
+class Engine(EngineBase, Protocol):
     """What a dialect provides to the one SQL backend.
 
     Reads outside a transaction never see another task's uncommitted writes;
@@ -134,34 +185,6 @@ class Engine(Protocol):
         self, sql: str, args: Sequence[Any], *, account: int | None = None
     ) -> Any:
         """One write statement returning at most one row; never run twice."""
-        ...
-
-    async def batch(
-        self,
-        stmt: Batch,
-        head: Args,
-        rows: Sequence[Args],
-        tail: Args = (),
-        *,
-        account: int | None = None,
-    ) -> None:
-        """Write every row (``(*head, *row, *tail)``) in one transaction, in the
-        given order (callers sort by key). Nothing happens for no rows.
-        ``account``: whose lease epoch fences it (checked at its start)."""
-        ...
-
-    async def atomic(
-        self,
-        block: Block[T],
-        *,
-        items: int = 1,
-        idempotent: bool = False,
-        account: int | None = None,
-    ) -> T:
-        """Run ``block`` as one transaction (a savepoint inside the task's
-        transaction). ``items``: about how many rows it touches; ``idempotent``:
-        it may run again when its outcome is unknown; ``account``: whose lease
-        epoch fences it (checked at its start)."""
         ...
 
     async def read_snapshot(self, statements: Statements) -> list[Rows]:

@@ -3,8 +3,11 @@
 The package is the SQLite engine of the one SQL backend
 (:mod:`wastore.backends.sql`):
 
-- ``engine``: the connections and how statements run on them (inline on the
-  event loop, large work on one worker thread, busy retries);
+- ``engine``: how statements run on the connections (inline on the event
+  loop, large work on one worker thread, busy retries, transactions);
+- ``connections``: the file (private modes, WAL, pragmas, migrations at
+  open) and its three connections;
+- ``checkpoints``: WAL checkpoints on the worker thread, which keep the WAL bounded;
 - ``statements``: SQLite's forms of batches and multi-key reads;
 - ``errors``: busy errors and the translation of driver errors;
 - ``leases``: account leases as rows;
@@ -14,7 +17,8 @@ The package is the SQLite engine of the one SQL backend
 
 # The account class of the one SQL backend, under the name it had before it was shared.
 from ..sql.account import SqlAccount as SqliteBackend
-from .engine import CACHE_KIB, SqliteEngine
+from .connections import CACHE_KIB
+from .engine import SqliteEngine
 from .statements import (
     GET_MACS_IN,
     GET_SESSIONS_IN,

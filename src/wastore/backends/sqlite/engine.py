@@ -43,190 +43,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
-from ...errors import BackendUnavailableError, ConfigError
+from ...errors import BackendUnavailableError
 from .. import _txn
-from .._common import make_private_dirs, shielded
-from ..options import StoreOptions
 from ..retry import SQLITE_BUSY, Budget
-from ..sql import migrate
-from ..sql.engine import Args, Block, Rows, Statements, run_now
-from ..sql.queries import Batch, KeyRead, Queries, to_sqlite
-from ..sql.schema import Dialect, Migration
-from .errors import DRIVER_ERRORS, DriverError, access_problem, diagnose, is_busy, translate
+from ..sql.engine import Args, Block, EngineBase, Rows, Statements, run_now
+from ..sql.queries import Batch, KeyRead, Queries
+from .checkpoints import WalCheckpoints
+from .connections import Conn, SqliteOptions
+from .errors import DRIVER_ERRORS, DriverError, is_busy, translate
 from .leases import SqliteLeases
 from .statements import dialect_queries, multi_row_sql, padded_chunks, row_chunks
 
 log = logging.getLogger("wastore.sqlite")
 
 T = TypeVar("T")
-Conn = sqlite3.Connection
 
 OFFLOAD_ITEMS: Final = 64
 """Batches and multi-key reads with more items than this run on the worker thread."""
-CHECKPOINT_EVERY: Final = 500
-"""Commits between two background WAL checkpoints."""
-BATCH_COMMIT_WEIGHT: Final = 100
-"""What the commit of a batch (written on the worker thread) counts for toward the next
-checkpoint: a batch of 2,000 sessions adds about 3 MiB to the WAL, a point write a page."""
-WAL_LIMIT: Final = 64 * 1024 * 1024
-"""The bound of the ``-wal`` file under sustained writes (docs/sqlite.md), also its
-``journal_size_limit``."""
-WAL_CHECKPOINT_AT: Final = 16 * 1024 * 1024
-"""WAL content above which the next write transaction first completes a checkpoint
-(off the event loop, holding the writer) so that the WAL starts over."""
-CACHE_KIB: Final = 16384
-"""Page cache of each connection (SQLite's default is 2 MiB). It fills only with pages
-actually read; a bigger one keeps a single account's Signal tables in memory (2,000
-sessions of 1.2 KB take 2.8 MB of pages) and halves the cost of a batch of writes."""
-FILE_MODE: Final = 0o600
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SqliteOptions(StoreOptions):
-    """The options of an open SQLite store (checked by :meth:`SqliteStore.open`)."""
-
-    synchronous: Literal["NORMAL", "FULL"]
-    busy_timeout: float
-    snapshot_dir: Path | None
-
-
-class SqliteEngine:
-    """The connections of one database file and how statements run on them."""
+class SqliteEngine(WalCheckpoints, EngineBase):
+    """How statements run on the connections of one database file."""
 
     def __init__(self, path: Path, options: SqliteOptions) -> None:
-        self.path = path
-        self.opts = options
+        super().__init__(path, options)
         self.q = Queries("sqlite", options.prefix)
         self.dq = dialect_queries(self.q)
         self.leases = SqliteLeases(self)
         self.lock_timeout = _txn.DEFAULT_LOCK_TIMEOUT
-        self._w: Conn | None = None
-        self._r: Conn | None = None
-        self._bg: Conn | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wastore-sqlite")
         self._wlock = asyncio.Lock()
         # Who holds the writer: (task, account, since), for the error of a wait that times out.
         self._wholder: tuple[asyncio.Task[Any] | None, int | None, float] | None = None
-        self._closed = False
-        self._commits = 0
-        self._checkpoint: Future[int] | None = None  # the background checkpoint
-        self._wal_over = False  # the next write transaction first completes a checkpoint
-        self._page_size = 4096
         self._sql: dict[tuple[str, int], str] = {}  # IN-list and multi-row statements
         self._inline_commits = options.synchronous == "NORMAL"
         self._big_txn = False  # the open transaction wrote a batch on the worker
 
-    # -- opening and closing ---------------------------------------------------
-    async def open(self, create: bool) -> None:
-        """Create (if ``create``) and open the file, then create or upgrade the schema."""
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._open_sync, create)
-        except BaseException:
-            self._close_sync()
-            self._pool.shutdown(wait=False)
-            raise
-
-    def _open_sync(self, create: bool) -> None:
-        path = self.path
-        if not path.exists():
-            if not create:
-                raise ConfigError(f"SQLite database {str(path)!r} does not exist")
-            try:
-                make_private_dirs(path.parent if str(path.parent) else Path("."))
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
-                os.close(fd)
-            except FileExistsError:
-                pass
-            except OSError as err:
-                why = diagnose(path)
-                raise BackendUnavailableError(
-                    f"cannot create SQLite database {str(path)!r}: {why or err.strerror}"
-                ) from err
-        _private_files(path)
-        why = access_problem(path)
-        if why is not None:
-            raise BackendUnavailableError(f"cannot open SQLite database {str(path)!r}: {why}")
-        budget_ms = int(self.opts.busy_timeout * 1000)
-        try:
-            self._w = self._connect(busy_ms=budget_ms)
-            w = self._w
-            # A journal-mode change fails at once with "database is locked" while another
-            # connection holds a write lock on a file still in rollback mode (two processes
-            # opening a fresh file together): SQLite calls no busy handler there.
-            mode = self._busy_retry_sync(lambda: w.execute("PRAGMA journal_mode=WAL").fetchone()[0])
-            if str(mode).lower() != "wal":
-                raise ConfigError(
-                    f"SQLite refused WAL mode for {str(path)!r} (got {mode!r}); the file system "
-                    "may not support shared memory (network drives do not)"
-                )
-            w.execute(f"PRAGMA synchronous={self.opts.synchronous}")
-            w.execute("PRAGMA foreign_keys=ON")
-            if w.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
-                raise ConfigError("this SQLite build cannot enforce foreign keys")
-            w.execute("PRAGMA wal_autocheckpoint=0")
-            w.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-            run_now(
-                migrate.migrate(
-                    SchemaConn(w),
-                    self.opts.prefix,
-                    upgrade=self.opts.migrate,
-                    where=str(path),
-                    log=log,
-                )
-            )
-            w.execute("PRAGMA busy_timeout=0")
-            self._r = self._connect(busy_ms=0)
-            self._r.execute("PRAGMA query_only=ON")
-            self._bg = self._connect(busy_ms=budget_ms)
-            self._bg.execute("PRAGMA query_only=ON")
-            self._page_size = int(w.execute("PRAGMA page_size").fetchone()[0])
-        except DRIVER_ERRORS as err:
-            raise translate(err, f"opening {str(path)!r}", path) from err
-
-    def _busy_retry_sync(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the worker thread, retrying busy errors within the busy budget."""
-        budget = Budget(self.opts.busy_timeout, SQLITE_BUSY)
-        while True:
-            try:
-                return fn()
-            except sqlite3.Error as err:
-                if not is_busy(err) or not budget.pause_sync():
-                    raise
-
-    def _connect(self, *, busy_ms: int) -> Conn:
-        conn = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=512,
-            timeout=busy_ms / 1000,
-        )
-        conn.execute(f"PRAGMA busy_timeout={busy_ms}")
-        conn.execute("PRAGMA temp_store=MEMORY")
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        return conn
-
-    def schema_status(self) -> tuple[int, int, list[Migration]]:
-        """``(version, compat, pending steps)`` of the open database (inline)."""
-        self.check_open()
-        assert self._w is not None
-        return run_now(migrate.status(SchemaConn(self._w), self.opts.prefix))
-
-    @property
-    def open_connections(self) -> int:
-        return sum(c is not None for c in (self._w, self._r, self._bg))
-
+    # -- closing ---------------------------------------------------------------
     async def close(self) -> None:
         """Release the leases, wait for open transactions, checkpoint the WAL and close.
         Safe to call twice."""
@@ -240,20 +99,6 @@ class SqliteEngine:
                     await asyncio.wrap_future(self._checkpoint)
             await asyncio.get_running_loop().run_in_executor(self._pool, self._close_sync)
         self._pool.shutdown(wait=True)
-
-    def _close_sync(self) -> None:
-        if self._bg is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._bg.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        for conn in (self._r, self._bg, self._w):
-            if conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-        self._r = self._bg = self._w = None
-
-    def check_open(self) -> None:
-        if self._closed:
-            raise BackendUnavailableError(f"the SQLite store {str(self.path)!r} is closed")
 
     # -- reads -------------------------------------------------------------
     def _reader(self) -> Conn:
@@ -380,17 +225,9 @@ class SqliteEngine:
     ) -> Any:
         return await self._atomic(lambda c: c.execute(sql, args).fetchone())
 
-    async def batch(
-        self,
-        stmt: Batch,
-        head: Args,
-        rows: Sequence[Args],
-        tail: Args = (),
-        *,
-        account: int | None = None,
+    async def _write_batch(
+        self, stmt: Batch, head: Args, rows: Sequence[Args], tail: Args, account: int | None
     ) -> None:
-        if not rows:
-            return
         if stmt.mode == "rows":
             await self._atomic(
                 lambda c: self._upsert_many(c, stmt.sql, head, rows, tail), len(rows), account
@@ -424,13 +261,8 @@ class SqliteEngine:
                 text = self._sql[key] = multi_row_sql(sql, size)
             conn.execute(text, params)
 
-    async def atomic(
-        self,
-        block: Block[T],
-        *,
-        items: int = 1,
-        idempotent: bool = False,
-        account: int | None = None,
+    async def _run_block(
+        self, block: Block[T], items: int, idempotent: bool, account: int | None
     ) -> T:
         return await self._atomic(lambda c: run_now(block(Tx(c))), items, account)
 
@@ -449,10 +281,7 @@ class SqliteEngine:
         self.check_open()
         offload = items > OFFLOAD_ITEMS or not self._inline_commits
         async with self._writer(account):
-            self.check_open()
-            w = self._w
-            assert w is not None
-            await self._begin(w)
+            w = await self._begin()
             try:
                 self._check_fence(w, account)
                 result = await self._run(lambda: fn(w), offload)
@@ -493,11 +322,6 @@ class SqliteEngine:
         if not offload:
             return fn()
         return await self.offload(fn)
-
-    async def offload(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the worker thread; a cancelled caller still waits for it to finish
-        (the connection it uses must not be touched by anyone else meanwhile)."""
-        return await shielded(asyncio.get_running_loop().run_in_executor(self._pool, fn))
 
     async def _retrying_offload(self, fn: Callable[[], T]) -> T:
         try:
@@ -561,13 +385,18 @@ class SqliteEngine:
             raise translate(err, "lease check") from err
         self.leases.check_row(account, epoch, row)
 
-    async def _begin(self, w: Conn) -> None:
+    async def _begin(self) -> Conn:
+        """``BEGIN IMMEDIATE`` on the writer, which the caller holds; returns the writer."""
+        self.check_open()
+        w = self._w
+        assert w is not None
         if self._wal_over:
             await self._complete_checkpoint()
         try:
             w.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
             await self._retry(err, lambda: w.execute("BEGIN IMMEDIATE"))
+        return w
 
     async def _commit(self, w: Conn, big: bool = False) -> None:
         """COMMIT: on the loop when it is quick, on the worker when it fsyncs
@@ -593,72 +422,6 @@ class SqliteEngine:
         except sqlite3.Error as err:  # the connection rolls back when closed anyway
             log.error("rollback failed: %s", err)
 
-    # -- checkpoints ----------------------------------------------------------
-    #
-    # The writer never checkpoints on commit (wal_autocheckpoint=0): a checkpoint
-    # copies pages into the database file and fsyncs it. Every CHECKPOINT_EVERY
-    # commits (a batch counts as BATCH_COMMIT_WEIGHT) a PASSIVE checkpoint runs on the
-    # worker thread, without the writer: it copies what the WAL holds at its start,
-    # while this process goes on appending. It reports how much the WAL holds; above
-    # WAL_CHECKPOINT_AT the next write transaction first runs one more PASSIVE
-    # checkpoint on the worker while it holds the writer (so nothing of this process
-    # can be appended meanwhile): that one completes (short of another process's
-    # reader still using old pages), and the commit after it starts the WAL over.
-    # The check reads a concurrent future, so a writer that never yields to the
-    # event loop is held back all the same.
-
-    def _committed(self, big: bool = False) -> None:
-        self._commits += BATCH_COMMIT_WEIGHT if big else 1
-        if self._commits < CHECKPOINT_EVERY:
-            return
-        running = self._checkpoint
-        if running is not None:
-            if not running.done():
-                return
-            frames = running.result()
-            if frames * self._page_size >= WAL_CHECKPOINT_AT:
-                self._wal_over = True
-        self._commits = 0
-        if not self._closed:
-            self._checkpoint = self._pool.submit(self._checkpoint_sync)
-
-    def _checkpoint_sync(self) -> int:
-        """A PASSIVE checkpoint on the worker's reader; the frames the WAL holds."""
-        return self._passive()[0]
-
-    def _passive(self) -> tuple[int, int]:
-        """A PASSIVE checkpoint: ``(frames in the WAL, frames copied)``."""
-        bg = self._bg
-        if bg is None:
-            return 0, 0
-        try:
-            _busy, frames, done = bg.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as err:
-            log.warning("background WAL checkpoint failed: %s", err)
-            return 0, 0
-        return max(int(frames or 0), 0), max(int(done or 0), 0)
-
-    async def _complete_checkpoint(self) -> None:
-        """The checkpoint a write transaction runs first when the WAL is too large
-        (the caller holds the writer: nothing of this process appends meanwhile)."""
-        self._wal_over = False
-        frames, done = await self.offload(self._passive)
-        if frames > done and frames * self._page_size >= WAL_LIMIT:
-            log.warning(
-                "the WAL of %r holds %d MiB that a reader of another process keeps from "
-                "being checkpointed",
-                str(self.path),
-                frames * self._page_size >> 20,
-            )
-
-    @property
-    def wal_bytes(self) -> int:
-        """The size of the ``-wal`` file now (0 when there is none)."""
-        try:
-            return os.stat(f"{self.path}-wal").st_size
-        except OSError:
-            return 0
-
     @asynccontextmanager
     async def transaction(self, account: int | None = None) -> AsyncIterator[None]:
         st = _txn.current(self)
@@ -681,10 +444,7 @@ class SqliteEngine:
             return
         self.check_open()
         async with self._writer(account):
-            self.check_open()
-            w = self._w
-            assert w is not None
-            await self._begin(w)
+            w = await self._begin()
             try:
                 self._check_fence(w, account)
             except BaseException:
@@ -701,25 +461,6 @@ class SqliteEngine:
                 raise
             _txn.pop(token, state)
             await self._commit(w, self._big_txn)
-
-    async def vacuum_into(self, target: Path) -> None:
-        """``VACUUM INTO target`` on the worker's connection (a consistent copy of the
-        database; ``target`` may be an empty file, whose mode it keeps)."""
-        self.check_open()
-
-        def run() -> None:
-            bg = self._bg
-            assert bg is not None
-            bg.execute("PRAGMA query_only=OFF")  # VACUUM INTO writes the target file
-            try:
-                bg.execute("VACUUM INTO ?", (str(target),))
-            finally:
-                bg.execute("PRAGMA query_only=ON")
-
-        try:
-            await self.offload(run)
-        except sqlite3.Error as err:
-            raise translate(err, "snapshot", self.path) from err
 
 
 class Tx:
@@ -741,72 +482,3 @@ class Tx:
 
     async def write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._c.executemany(sql, rows)
-
-
-class SchemaConn:
-    """A connection as the migrations runner uses it (synchronous, never suspends)."""
-
-    dialect: Dialect = "sqlite"
-
-    def __init__(self, conn: Conn) -> None:
-        self._c = conn
-
-    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        return self._c.execute(to_sqlite(sql), args).fetchall()
-
-    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
-        self._c.execute(to_sqlite(sql), args)
-
-    async def script(self, statements: Sequence[str]) -> None:
-        for stmt in statements:
-            self._c.execute(stmt)
-
-    @asynccontextmanager
-    async def locked(self) -> AsyncIterator[None]:
-        conn = self._c
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-
-def _private_files(path: Path) -> None:
-    """Take every right of the group and of others away from the database file and its
-    ``-wal`` and ``-shm`` files (0644 becomes 0600).
-
-    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so
-    a database made readable by others (mode 0644 from another tool, a copy, an
-    older version) would hand its keys to every local user through them too. A
-    file that cannot be tightened (another user owns it) is refused.
-
-    Raises:
-        BackendUnavailableError: a file is open to others and this process cannot
-            change its mode.
-    """
-    for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            mode = stat.S_IMODE(target.stat().st_mode)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return  # diagnose() says what is wrong with the file
-        if not mode & 0o077:
-            continue
-        try:
-            os.chmod(target, mode & 0o700)
-        except OSError as err:
-            raise BackendUnavailableError(
-                f"the SQLite file {str(target)!r} has mode {mode:04o} (others may read its "
-                f"keys) and its mode cannot be changed: {err.strerror}; run "
-                f"`chmod 600 {target}` as its owner"
-            ) from None
-        log.warning(
-            "SQLite file %r had mode %04o (open to others): changed to %04o",
-            str(target),
-            mode,
-            mode & 0o700,
-        )

@@ -27,7 +27,8 @@ from ..sql import migrate, schema
 from ..sql.engine import run_now
 from ..sql.schema import Migration
 from ..sql.store import SqlStore
-from .engine import FILE_MODE, SchemaConn, SqliteEngine, SqliteOptions
+from .connections import FILE_MODE, SchemaConn, SqliteOptions
+from .engine import SqliteEngine
 from .errors import translate
 
 log = logging.getLogger("wastore.sqlite")
