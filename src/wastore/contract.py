@@ -380,7 +380,14 @@ class LeaseStore(Protocol):
     """
 
     async def acquire_lease(self, holder: str, ttl: float) -> str:
-        """Take the lease for ``ttl`` seconds; return a token. Raises AccountInUseError."""
+        """Take the lease for ``ttl`` seconds; return a token.
+
+        Raises:
+            AccountInUseError: another holder has it.
+            StoreError: called inside a transaction of this store. A lease is not a
+                write of a transaction: a rollback would undo the lease row while the
+                caller went on as its holder. Take it before the transaction.
+        """
         ...
 
     async def renew_lease(self, token: str, ttl: float) -> bool:

@@ -96,6 +96,17 @@ def current(owner: object, read: bool = False) -> TxnState[Any] | None:
     return None
 
 
+def refuse_lease_inside(owner: object) -> None:
+    """Refuse to take a lease inside a transaction of ``owner``: leases are taken in
+    transactions of their own, and a rollback of the caller's would undo the lease row
+    (and its epoch) while the caller went on as the holder."""
+    if current(owner) is not None:
+        raise StoreError(
+            "a lease cannot be taken inside a transaction (its rollback would undo the "
+            "lease); take it before the transaction"
+        )
+
+
 def started_inside_open() -> TxnState[Any] | None:
     """The open transaction (of any owner) that the running task was started inside,
     if any: a write of this task could not belong to it."""

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from ..contract import Backend, Container
+from ..contract import Backend, Container, LeaseStore
 from ..errors import StoreError
 from ..jid import JID
 from ..values import (
@@ -433,3 +433,20 @@ class TransactionContract:
         finally:
             await _cancel(task)
         assert await container.devices() == before
+
+    async def test_a_lease_is_never_taken_inside_a_transaction(self, backend: Backend) -> None:
+        """A lease taken inside a transaction that rolls back would be undone while its
+        holder went on as the holder (and a second holder could get the same epoch):
+        it is refused, before and after a write of the transaction, and nothing of the
+        transaction is lost by the refusal."""
+        if not isinstance(backend, LeaseStore):
+            return
+        async with backend.transaction():
+            with pytest.raises(StoreError, match="inside a transaction"):
+                await backend.acquire_lease("inside", 30.0)
+            await backend.put_session(ADDRESSES[0], record("in the transaction"))
+            with pytest.raises(StoreError, match="inside a transaction"):
+                await backend.acquire_lease("inside", 30.0)
+        assert await backend.get_session(ADDRESSES[0]) == record("in the transaction")
+        token = await backend.acquire_lease("outside", 30.0)  # not taken by the refusals
+        await backend.release_lease(token)

@@ -101,6 +101,7 @@ class MemoryBackend(SignalMethods, AppSyncMethods, ProtocolMethods):
     # -- LeaseStore --------------------------------------------------------
     async def acquire_lease(self, holder: str, ttl: float) -> str:
         holder = v.text(holder, "holder", max_len=256, allow_empty=False)
+        _txn.refuse_lease_inside(self._c)
         self._token = None
         acct, _ = await self._write()
         now = time.monotonic()

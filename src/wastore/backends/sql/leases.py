@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ...errors import AccountInUseError, DeviceNotFoundError
+from .. import _txn
 from .engine import Tx
 from .fence import fenced_statements
 from .queries import Queries, to_sqlite
@@ -290,6 +291,7 @@ class LeaseKeeper:
             DeviceNotFoundError: one of them does not exist.
         """
         self._e.check_open()
+        _txn.refuse_lease_inside(self._e)
         ids = sorted(set(device_ids))
         if not ids:
             return {}
