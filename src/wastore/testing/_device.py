@@ -270,6 +270,36 @@ class ContainerContract:
         assert await container.first_device() == first  # reopened, not created again
         assert await container.devices() == [first]
 
+    async def test_first_device_waits_for_a_transaction_creating_an_account(
+        self, container: Container
+    ) -> None:
+        """Two first starts on an empty store make one account: ``first_device`` of one
+        task waits for the other task's transaction that creates it, then returns it."""
+        for existing in await container.devices():
+            await container.delete_device(existing)
+        inside, finish = asyncio.Event(), asyncio.Event()
+        created: list[int] = []
+
+        async def first_start() -> None:
+            async with container.backend(999_999).transaction():
+                created.append(await container.create_device())
+                inside.set()
+                await finish.wait()
+
+        creator = asyncio.create_task(first_start())
+        try:
+            await asyncio.wait_for(inside.wait(), 10)
+            second = asyncio.create_task(container.first_device())
+            await asyncio.sleep(0.05)
+            assert not second.done()  # it waits for the transaction, it creates nothing
+            finish.set()
+            await asyncio.wait_for(creator, 10)
+            assert await asyncio.wait_for(second, 10) == created[0]
+        finally:
+            finish.set()
+            await asyncio.gather(creator, return_exceptions=True)
+        assert await container.devices() == created
+
     async def test_first_device_names_the_accounts_when_there_are_several(
         self, container: Container
     ) -> None:

@@ -37,7 +37,9 @@ class MemoryStore:
     # -- Container ---------------------------------------------------------
     async def create_device(self) -> int:
         self._check_open()
-        st = await self._wait_for_other_txn()
+        return self._create(await self._wait_for_other_txn())
+
+    def _create(self, st: _txn.TxnState[list[_Undo]] | None) -> int:
         device_id = self._next_id
         self._next_id += 1  # like a SQL sequence, never rolled back
         # Journalled: created inside a transaction, the account goes with its rollback.
@@ -54,10 +56,14 @@ class MemoryStore:
         return MemoryBackend(self, device_id)
 
     async def first_device(self) -> int:
-        ids = await self.devices()
+        self._check_open()
+        # Waits for another task's transaction (which may be creating the first account),
+        # then looks and creates without suspending: two first starts make one account.
+        st = await self._wait_for_other_txn()
+        ids = sorted(i for i, a in self._visible_accounts().items() if a.device is not None)
         if len(ids) > 1:
             raise several_accounts(ids)
-        return ids[0] if ids else await self.create_device()
+        return ids[0] if ids else self._create(st)
 
     async def find_device(self, jid: JID | str) -> int | None:
         self._check_open()

@@ -28,7 +28,6 @@ from typing import Final
 
 from ..sql.checksum import W1, P
 from ..sql.queries import Batch, DialectQueries, KeyRead, Queries
-from .leases import MIGRATION_OBJID, lock_class
 
 # Templates ({p}: the table prefix); the raw-asyncpg benchmark runs them too.
 STATEMENTS: Final[dict[str, str]] = {
@@ -108,5 +107,8 @@ def dialect_queries(q: Queries) -> DialectQueries:
         update_device_lists=each(q.update_device_list),
         put_msg_secrets=each(q.put_msg_secret),
         after_explicit_device_id=s["bump_device_ids"],
-        lock_accounts=f"SELECT pg_advisory_xact_lock({lock_class(q.prefix)}, {MIGRATION_OBJID})",
+        # Self-conflicting, and it waits for every open transaction that inserted a device
+        # row: first_device() then sees an account another task is creating (READ
+        # COMMITTED would not), and two first starts cannot both create one.
+        lock_accounts=f"LOCK TABLE {q.prefix}device IN SHARE ROW EXCLUSIVE MODE",
     )

@@ -461,5 +461,6 @@ class DialectQueries:
     moves its identity sequence past it); None when nothing is needed."""
     lock_accounts: str | None
     """Run first in a transaction that must not interleave with another process's
-    creation of accounts (PostgreSQL: the schema's advisory transaction lock); None
+    creation of accounts (PostgreSQL: a lock of the device table that also waits for
+    open transactions that inserted a device row); None
     where every write transaction excludes the others (SQLite's ``BEGIN IMMEDIATE``)."""
