@@ -396,3 +396,21 @@ async def test_a_constraint_added_by_hand_fails_without_showing_the_row(
     good.write_bytes(portable.encode(dump))
     line = cli_both(secrets, tmp_path, "import", pg_db, good, code=3)
     assert "no_pn" in line and "values not shown" in line
+
+
+async def test_a_memory_snapshot_shows_no_key_in_its_repr() -> None:
+    """``MemoryStore.snapshots`` is public: its repr names the snapshots, never the
+    account's keys or records."""
+    store = await wastore.open_store("memory://")
+    device_id = await store.create_device()
+    b = store.backend(device_id)
+    device = await b.load()
+    assert device is not None
+    session = os.urandom(64)
+    await b.put_session("15550000001.0", session)
+    await b.snapshot_db("before-bug", extra=SECRET_CLIENT)
+    text = repr(store.snapshots)
+    assert "before-bug" in text
+    for secret in (device.noise_key.private, device.identity_key.private, session, SECRET_CLIENT):
+        assert not any(form in text for form in forms(secret)), text
+    await store.close()

@@ -22,7 +22,7 @@ V = TypeVar("V")
 _MISSING: Any = object()
 
 
-@dataclass
+@dataclass(repr=False)
 class _Account:
     device: Device | None = None
     identities: dict[str, bytes] = field(default_factory=dict)
@@ -77,12 +77,13 @@ def _del_where(journal: list[_Undo] | None, d: dict[K, V], pred: Callable[[K, V]
 
 @dataclass
 class MemorySnapshot:
-    """A debug snapshot kept by a MemoryStore: a deep copy of one account."""
+    """A debug snapshot kept by a MemoryStore: a deep copy of one account (its repr
+    names the snapshot and never shows the account's keys)."""
 
     name: str
     location: str
-    account: _Account
-    extra: bytes | None
+    account: _Account = field(repr=False)
+    extra: bytes | None = field(repr=False)
 
 
 def _rollback(journal: list[_Undo], mark: int) -> None:
