@@ -394,7 +394,10 @@ class LeaseStore(Protocol):
         """Extend the lease; False if it was lost (expired and taken by another holder)."""
         ...
 
-    async def release_lease(self, token: str) -> None: ...
+    async def release_lease(self, token: str) -> None:
+        """Give the lease up. Raises StoreError inside a transaction of this store (a
+        rollback would bring the lease back with nobody holding its token)."""
+        ...
 
 
 @runtime_checkable
@@ -447,6 +450,9 @@ class Container(Protocol):
         """The store's only account, to reopen it on every start.
 
         In an empty store a new account is created (fresh keys) and its id returned.
+        Two first starts at once make one account: a call waits for another task's or
+        process's transaction that is creating one. A start-up call: not meant for use
+        inside a transaction.
 
         Raises:
             ConfigError: the store holds several accounts (the message names them): pick

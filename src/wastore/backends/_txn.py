@@ -97,13 +97,14 @@ def current(owner: object, read: bool = False) -> TxnState[Any] | None:
 
 
 def refuse_lease_inside(owner: object) -> None:
-    """Refuse to take a lease inside a transaction of ``owner``: leases are taken in
-    transactions of their own, and a rollback of the caller's would undo the lease row
-    (and its epoch) while the caller went on as the holder."""
+    """Refuse to take or release a lease inside a transaction of ``owner``: leases are
+    taken and released in transactions of their own. A rollback of the caller's would
+    undo the lease row (and its epoch) while the caller went on as the holder, or
+    bring back a released lease that nobody knows it holds."""
     if current(owner) is not None:
         raise StoreError(
-            "a lease cannot be taken inside a transaction (its rollback would undo the "
-            "lease); take it before the transaction"
+            "a lease cannot be taken or released inside a transaction (its rollback "
+            "would undo that); do it before or after the transaction"
         )
 
 

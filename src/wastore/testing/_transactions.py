@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import pytest
 
 from ..contract import Backend, Container, LeaseStore
-from ..errors import StoreError
+from ..errors import AccountInUseError, StoreError
 from ..jid import JID
 from ..values import (
     AppStateSyncKey,
@@ -434,7 +434,9 @@ class TransactionContract:
             await _cancel(task)
         assert await container.devices() == before
 
-    async def test_a_lease_is_never_taken_inside_a_transaction(self, backend: Backend) -> None:
+    async def test_a_lease_is_never_taken_or_released_inside_a_transaction(
+        self, backend: Backend
+    ) -> None:
         """A lease taken inside a transaction that rolls back would be undone while its
         holder went on as the holder (and a second holder could get the same epoch):
         it is refused, before and after a write of the transaction, and nothing of the
@@ -449,4 +451,10 @@ class TransactionContract:
                 await backend.acquire_lease("inside", 30.0)
         assert await backend.get_session(ADDRESSES[0]) == record("in the transaction")
         token = await backend.acquire_lease("outside", 30.0)  # not taken by the refusals
+        async with backend.transaction():
+            with pytest.raises(StoreError, match="inside a transaction"):
+                await backend.release_lease(token)
+        with pytest.raises(AccountInUseError):  # the refused release kept the lease
+            await backend.acquire_lease("another holder", 30.0)
         await backend.release_lease(token)
+        await backend.release_lease(await backend.acquire_lease("another holder", 30.0))

@@ -122,6 +122,7 @@ class MemoryBackend(SignalMethods, AppSyncMethods, ProtocolMethods):
 
     async def release_lease(self, token: str) -> None:
         self._c._check_open()
+        _txn.refuse_lease_inside(self._c)
         acct = self._c._accounts.get(self._id) or _Account()
         if acct.lease is not None and acct.lease[0] == token:
             acct.lease = None

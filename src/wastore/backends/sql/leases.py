@@ -406,6 +406,7 @@ class LeaseKeeper:
 
     async def release(self, device_id: int, token: str) -> None:
         """Give the lease up (its epoch stays, for the next holder to raise)."""
+        _txn.refuse_lease_inside(self._e)
         h = self.held.get(device_id)
         if h is None or h.token != token:
             return
@@ -417,6 +418,7 @@ class LeaseKeeper:
 
     async def release_many(self, tokens: dict[int, str]) -> None:
         """Give up several leases (one transaction)."""
+        _txn.refuse_lease_inside(self._e)
         rows: list[tuple[Any, ...]] = []
         for device_id, token in tokens.items():
             h = self.held.get(device_id)
