@@ -1,7 +1,7 @@
 """Moving accounts: export, import, copy.
 
 ``export`` and ``import`` speak the portable file of :mod:`wastore.portable`:
-:func:`read_account` turns an input file into an :class:`~wastore.portable.AccountDump`
+:func:`read_accounts` turns an input file into an :class:`~wastore.portable.AccountDump`
 and :func:`write_account` writes one, so that another file format is one more
 reader or writer there. ``copy`` moves accounts between two stores directly.
 The words a command prints for what it did are the ``action`` values of its

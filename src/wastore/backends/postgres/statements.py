@@ -107,8 +107,9 @@ def dialect_queries(q: Queries) -> DialectQueries:
         update_device_lists=each(q.update_device_list),
         put_msg_secrets=each(q.put_msg_secret),
         after_explicit_device_id=s["bump_device_ids"],
-        # Self-conflicting, and it waits for every open transaction that inserted a device
-        # row: first_device() then sees an account another task is creating (READ
-        # COMMITTED would not), and two first starts cannot both create one.
+        # Self-conflicting, and it waits for every open transaction that wrote a device row
+        # (table locks cannot tell an insert from an update): first_device() then sees an
+        # account another task is creating (READ COMMITTED would not), and two first
+        # starts cannot both create one. It waits behind device saves, which are short.
         lock_accounts=f"LOCK TABLE {q.prefix}device IN SHARE ROW EXCLUSIVE MODE",
     )

@@ -461,6 +461,8 @@ class DialectQueries:
     moves its identity sequence past it); None when nothing is needed."""
     lock_accounts: str | None
     """Run first in a transaction that must not interleave with another process's
-    creation of accounts (PostgreSQL: a lock of the device table that also waits for
-    open transactions that inserted a device row); None
+    creation of accounts (PostgreSQL: a lock of the device table, which also waits for
+    every open transaction that wrote a device row, so that ``first_device`` sees an
+    account being created; a start-up call, it is not for use inside a transaction that
+    wrote a device row); None
     where every write transaction excludes the others (SQLite's ``BEGIN IMMEDIATE``)."""
