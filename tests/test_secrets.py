@@ -414,3 +414,26 @@ async def test_a_memory_snapshot_shows_no_key_in_its_repr() -> None:
     for secret in (device.noise_key.private, device.identity_key.private, session, SECRET_CLIENT):
         assert not any(form in text for form in forms(secret)), text
     await store.close()
+
+
+def test_scrubbing_reaches_every_text_of_an_error_chain() -> None:
+    """A driver error may quote a URL's password in its arguments, in attributes of its
+    own (asyncpg's ``detail``, ``hint``), in an ``OSError``'s file name or in a note; none
+    of it survives in the chain."""
+    from wastore.backends.options import scrub_secrets
+
+    class DriverError(Exception):
+        def __init__(self, message: str) -> None:
+            super().__init__(message)
+            self.detail = f"connection to u:{PASSWORD}@h refused"
+            self.hint = None
+
+    cause = OSError(2, "no such file", f"/tmp/{PASSWORD}")
+    err = DriverError(f"bad password {PASSWORD}")
+    err.add_note(f"while opening postgresql://u:{PASSWORD}@h/db")
+    err.__cause__ = cause
+    scrub_secrets(err, {PASSWORD})
+    shown = "".join(traceback.format_exception(err))
+    shown += repr(vars(err)) + repr(cause.filename)
+    assert PASSWORD not in shown
+    assert "***" in err.args[0] and "***" in err.detail and "***" in err.__notes__[0]

@@ -98,28 +98,31 @@ def url_secrets(url: str) -> set[str]:
 
 def scrub_secrets(err: BaseException, secrets: Collection[str]) -> BaseException:
     """Replace every one of ``secrets`` by ``***`` in the text of ``err`` and of every
-    error it chains (in place: a traceback prints the whole chain). Returns ``err``."""
+    error it chains (in place: a traceback prints the whole chain): its arguments, its
+    text attributes (``OSError``'s file names, a driver's ``detail`` or ``hint``, ...)
+    and its notes. Returns ``err``."""
     if not secrets:
         return err
     ordered = sorted(secrets, key=len, reverse=True)
+
+    def clean(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, "***")
+        return text
+
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        args = list(current.args)
-        for n, arg in enumerate(args):
-            if isinstance(arg, str):
-                for secret in ordered:
-                    arg = arg.replace(secret, "***")
-                args[n] = arg
-        current.args = tuple(args)
-        for attr in ("filename", "filename2"):  # OSError quotes the path it was given
+        current.args = tuple(clean(a) if isinstance(a, str) else a for a in current.args)
+        names = {"filename", "filename2", *getattr(current, "__dict__", {})}
+        for attr in names:
             value = getattr(current, attr, None)
-            if isinstance(value, str) and any(s in value for s in ordered):
-                for secret in ordered:
-                    value = value.replace(secret, "***")
+            if isinstance(value, str) and clean(value) != value:
                 with contextlib.suppress(AttributeError, TypeError):
-                    setattr(current, attr, value)
+                    setattr(current, attr, clean(value))
+            elif attr == "__notes__" and isinstance(value, list):
+                value[:] = [clean(n) if isinstance(n, str) else n for n in value]
         current = current.__cause__ or current.__context__
     return err
 
