@@ -49,14 +49,10 @@ class _SyncPath(_Entries):
         if _TXNS.get():
             return False, None
         with self._lock:
-            value = self._clean.get(key, _MISSING)
-            if value is not _MISSING:
-                self._clean.move_to_end(key)
-                return True, value
-            dirty = self._dirty.get(key)
-        if dirty is None:
+            value = self._hit(key)
+        if value is _MISSING:
             return False, None
-        return True, dirty[0]
+        return True, value
 
     def _can_buffer(self) -> bool:
         loop = self._loop
