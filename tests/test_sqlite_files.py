@@ -150,13 +150,10 @@ async def test_snapshot_folders_are_private_under_umask_000(tmp_path: Path) -> N
 # -- what a failure says ---------------------------------------------------------------
 
 
-async def test_a_read_only_file_says_so(shared_dir: Path) -> None:
-    db = shared_dir / "ro.db"
-    await make_db(db)
-    db.chmod(0o444)
-    if ROOT:
-        os.chown(db, 0, 0)
-    out = run_child(
+def open_unprivileged(db: Path) -> str:
+    """Open ``db`` in a child without root's power over file modes; what its
+    ``StoreError`` says (type and message)."""
+    return run_child(
         f"""
         import asyncio, wastore
         async def main():
@@ -168,6 +165,15 @@ async def test_a_read_only_file_says_so(shared_dir: Path) -> None:
         """,
         unprivileged=True,
     )
+
+
+async def test_a_read_only_file_says_so(shared_dir: Path) -> None:
+    db = shared_dir / "ro.db"
+    await make_db(db)
+    db.chmod(0o444)
+    if ROOT:
+        os.chown(db, 0, 0)
+    out = open_unprivileged(db)
     assert "BackendUnavailableError" in out, out
     assert "permission denied" in out and "mode 0444" in out, out
     assert "unable to open database file" not in out
@@ -180,18 +186,7 @@ async def test_a_folder_without_write_permission_says_so(shared_dir: Path) -> No
     await make_db(db)  # closed: its -wal and -shm are gone
     db.chmod(0o666)
     folder.chmod(0o555)
-    out = run_child(
-        f"""
-        import asyncio, wastore
-        async def main():
-            try:
-                await wastore.open_store({str(db)!r})
-            except wastore.StoreError as err:
-                print(type(err).__name__, err)
-        asyncio.run(main())
-        """,
-        unprivileged=True,
-    )
+    out = open_unprivileged(db)
     assert "BackendUnavailableError" in out, out
     assert "folder" in out and "not writable" in out and "-wal" in out, out
 
