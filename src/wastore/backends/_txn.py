@@ -108,6 +108,17 @@ def refuse_lease_inside(owner: object) -> None:
         )
 
 
+def refuse_close_inside(owner: object) -> None:
+    """Refuse to close ``owner``'s store inside one of its transactions, or from a task
+    started inside one: closing waits for the open transactions to end (and releases
+    the leases in transactions of its own), so it would wait for itself."""
+    if current(owner) is not None:
+        raise StoreError(
+            "a store cannot be closed inside one of its transactions (closing waits for "
+            "them to end); close it after the transaction"
+        )
+
+
 def started_inside_open() -> TxnState[Any] | None:
     """The open transaction (of any owner) that the running task was started inside,
     if any: a write of this task could not belong to it."""

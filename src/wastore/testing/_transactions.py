@@ -458,3 +458,23 @@ class TransactionContract:
             await backend.acquire_lease("another holder", 30.0)
         await backend.release_lease(token)
         await backend.release_lease(await backend.acquire_lease("another holder", 30.0))
+
+    async def test_the_store_is_never_closed_inside_its_own_transaction(
+        self, container: Container, backend: Backend
+    ) -> None:
+        """Closing waits for the open transactions to end: called inside one, or from a
+        task started inside one, it would wait for itself. Refused at once with
+        StoreError (never a hang), and the transaction goes on and commits."""
+        async with backend.transaction():
+            await backend.put_session(A, record("in the transaction"))
+            with pytest.raises(StoreError, match="cannot be closed inside"):
+                async with asyncio.timeout(_DEADLINE):  # in this task (wait_for starts one)
+                    await container.close()
+            task = asyncio.create_task(container.close())
+            with pytest.raises(StoreError, match="started inside"):
+                await asyncio.wait_for(task, _DEADLINE)
+            await backend.put_session(B, record("after the refusals"))
+        assert await backend.get_sessions([A, B]) == {
+            A: record("in the transaction"),
+            B: record("after the refusals"),
+        }

@@ -88,6 +88,7 @@ class MemoryStore:
             raise DeviceNotFoundError(device_id)
 
     async def close(self) -> None:
+        _txn.refuse_close_inside(self)
         self._closed = True
 
     async def __aenter__(self) -> MemoryStore:

@@ -25,6 +25,7 @@ from ...device import Device
 from ...errors import DeviceNotFoundError, StoreError, ValidationError
 from ...jid import JID, as_jid
 from ...values import AccountDump
+from .. import _txn
 from .._common import several_accounts
 from . import codec, dump, migrate
 from .account import SqlAccount
@@ -167,7 +168,13 @@ class SqlStore:
         raise NotImplementedError
 
     async def close(self) -> None:
-        """Close the store (safe to call twice)."""
+        """Close the store (safe to call twice).
+
+        Raises:
+            StoreError: inside a transaction of this store, or from a task started
+                inside one (closing waits for the open transactions to end).
+        """
+        _txn.refuse_close_inside(self.engine)
         await self.engine.close()
 
     async def __aenter__(self) -> Self:
