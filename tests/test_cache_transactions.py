@@ -16,6 +16,7 @@ import pytest
 
 import wastore
 from wastore.cache import SESSION, CacheBudget, SignalCache
+from wastore.errors import StoreError
 
 A = "15551234567@s.whatsapp.net"
 B = "15557654321:3@s.whatsapp.net"
@@ -192,10 +193,16 @@ async def test_a_later_write_by_another_task_wins_over_the_commit(
 
 async def test_a_flush_waits_for_an_open_transaction(backend: Any, cache: SignalCache) -> None:
     await cache.put_session(A, b"older, outside")
-    flushing: asyncio.Task[None] | None = None
+    go = asyncio.Event()
+
+    async def flush_when_told() -> None:  # started outside the transaction, as the flusher
+        await go.wait()
+        await cache.flush()
+
+    flushing = asyncio.create_task(flush_when_told())
     async with cache.transaction():
         await cache.put_session(A, b"newer, inside")
-        flushing = asyncio.create_task(cache.flush())
+        go.set()
         await asyncio.sleep(0.05)
         assert not flushing.done()
     await flushing
@@ -401,3 +408,42 @@ async def test_pm_flush_without_a_cache_inside_a_rolled_back_transaction(store: 
         assert device is not None and device.push_name == "changed"
     finally:
         await pm.close()
+
+
+async def test_a_task_started_inside_cannot_flush_or_open_a_transaction(
+    backend: Any, cache: SignalCache
+) -> None:
+    """The cache's transaction holds its flush lock until it ends, and its task may await
+    a task it started (gather, create_task, wait_for on 3.11): such a task's flush or
+    transaction is refused at once (StoreError), never a wait for the lock. With
+    nothing to flush, the reads that flush first go on and see the committed state."""
+    await backend.store_prekeys_batch([(1, b"one"), (2, b"two")], True)
+    committed = await backend.count_prekeys()
+
+    async def open_one() -> None:
+        async with cache.transaction():
+            pass
+
+    async with cache.transaction():
+        await cache.put_session(A, b"inside")
+        await cache.remove_prekey(1)
+        found = await asyncio.wait_for(
+            asyncio.gather(cache.count_prekeys(), cache.get_max_prekey_id(), cache.flush()), 5
+        )
+        assert found == [committed, 2, None]
+    await cache.put_session(B, b"dirty, outside")
+    async with cache.transaction():
+        await cache.put_session(A, b"inside again")
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                cache.flush(), cache.count_prekeys(), open_one(), return_exceptions=True
+            ),
+            5,
+        )
+        assert all(isinstance(r, StoreError) for r in results), results
+        assert "started inside" in str(results[0])
+    assert await backend.get_session(A) == b"inside again"
+    assert await backend.get_session(B) is None  # the refused flush wrote nothing
+    await cache.flush()
+    assert await backend.get_session(B) == b"dirty, outside"
+    assert await backend.count_prekeys() != committed  # pre-key 1 is gone

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from ..backends import _txn
 from ..contract import Backend
 from ..errors import StoreError
 from .budget import _MISSING, CacheBudget, Dirty, Key, _cost
@@ -199,6 +200,26 @@ class _Entries:
                     found: _Txn = t
                     return found
         return None
+
+    def _inside_other_txn(self) -> bool:
+        """The running task was started inside another task's transaction of this cache
+        that is still open: that transaction holds the flush lock until it ends, and its
+        task may be awaiting this one, so this task must not wait for the lock."""
+        stack = _TXNS.get()
+        if not stack:
+            return False
+        task = asyncio.current_task()
+        return any(t.cache is self and t.task is not task and t.frames for t in stack)
+
+    def _started_inside_error(self) -> StoreError:
+        inside = _txn.started_inside_open()
+        if inside is not None:
+            return _txn.started_inside(inside)
+        return StoreError(  # pragma: no cover - a cache's transaction holds its backend's
+            f"this task was started inside a transaction of the SignalCache of account "
+            f"{self.device_id}, which is still open: it cannot flush or open a transaction "
+            "of that cache until the transaction ends"
+        )
 
     def _refuse_foreign(self, what: str) -> None:
         if backend_transaction_open():

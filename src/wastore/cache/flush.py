@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Iterable, Iterator
 from typing import Final
@@ -120,6 +121,11 @@ class _Flushing(_Entries):
             await self._flush_into(t)
             return
         self._refuse_foreign("a flush")
+        if self._inside_other_txn():
+            with self._lock:
+                if not self._dirty and not self._consumed_prekeys:
+                    return  # nothing to commit: a read after it sees the committed state
+            raise self._started_inside_error()
         async with self._flush_lock:
             with self._lock:
                 if not self._dirty and not self._consumed_prekeys:
@@ -196,8 +202,12 @@ class _Flushing(_Entries):
             return
         self._loop = asyncio.get_running_loop()
         self._stopping = False
+        # In a context of its own: the flusher belongs to no transaction of the task
+        # that starts it.
         self._flusher = asyncio.create_task(
-            self._flusher_loop(), name=f"wastore-cache-flusher-{self.device_id}"
+            self._flusher_loop(),
+            name=f"wastore-cache-flusher-{self.device_id}",
+            context=contextvars.Context(),
         )
 
     async def stop_flusher(self) -> None:

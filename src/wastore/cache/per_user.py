@@ -41,7 +41,7 @@ class _PerUser(_Flushing):
             stored = await self._b.get_session_addresses(user)
             if self._cleaned == cleaned:  # on the loop, with no await since the check
                 return self._over(stored, user, t)
-        if t is None and not backend_transaction_open():
+        if t is None and not backend_transaction_open() and not self._inside_other_txn():
             async with self._flush_lock:
                 return self._over(await self._b.get_session_addresses(user), user, None)
         raise StoreError(  # pragma: no cover - a flush between every two reads, 16 times

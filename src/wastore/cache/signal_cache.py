@@ -461,6 +461,8 @@ class SignalCache(_PerUser, _Flushing, _SyncPath):
             t.frames[-1].absorb(frame)
             return
         self._refuse_foreign("a transaction")
+        if self._inside_other_txn():
+            raise self._started_inside_error()
         async with self._flush_lock:
             t = _Txn(self)
             token = _TXNS.set((*_TXNS.get(), t))
