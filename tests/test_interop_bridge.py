@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import wastore
 from wastore import BackendUnavailableError, StoreError
+from wastore.backends._common import shielded
 from wastore.interop import bridge
 from wastore.interop.bridge import EventLoopThread, LoopBridge, SyncContainer, WrongThreadError
 
@@ -264,3 +267,106 @@ def test_event_loop_thread_and_bridge_basics() -> None:
     finally:
         thread.stop()
     assert "stopped" in repr(thread)
+
+
+async def _on_the_worker(seconds: float) -> str:
+    """A call whose work runs on a thread, as the SQLite store's batches do: cancelled,
+    it still waits for that thread before it ends."""
+    loop = asyncio.get_running_loop()
+    await shielded(loop.run_in_executor(None, threading.Event().wait, seconds))
+    return "done"
+
+
+def _blocking_call(
+    b: LoopBridge, coro: Coroutine[Any, Any, object], out: list[object]
+) -> threading.Thread:
+    def run() -> None:
+        try:
+            out.append(b.call(coro))
+        except BaseException as err:  # recorded for the assertion
+            out.append(err)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_call_made_while_the_loop_stops_is_answered_not_abandoned() -> None:
+    """With no timeout: a call made while the stopping loop still finishes cancelled
+    work started a task after the loop's cleanup had listed what to cancel; the loop was
+    then closed with that task pending and its caller waited forever."""
+    elt = EventLoopThread()
+    b = LoopBridge(elt.loop, timeout=None)
+    asyncio.run_coroutine_threadsafe(_on_the_worker(1.0), elt.loop)
+    threading.Event().wait(0.1)  # it runs on the worker now
+    stopper = threading.Thread(target=elt.stop)
+    stopper.start()
+    threading.Event().wait(0.3)  # the loop is inside its cleanup, waiting for the worker
+    assert elt.loop.is_running() and not elt.loop.is_closed()
+    out: list[object] = []
+    caller = _blocking_call(b, asyncio.sleep(2, "late"), out)
+    stopper.join(10)
+    caller.join(10)
+    assert not caller.is_alive(), "the caller was abandoned by the closed loop"
+    assert len(out) == 1 and isinstance(out[0], StoreError), out
+
+
+def test_two_stops_at_once_let_the_cleanup_finish() -> None:
+    """A second stop() used to land inside the first one's cleanup and cut it short:
+    the loop closed with cancelled work still pending, whose caller waited forever."""
+    elt = EventLoopThread()
+    b = LoopBridge(elt.loop, timeout=None)
+    out: list[object] = []
+    caller = _blocking_call(b, _on_the_worker(1.0), out)
+    threading.Event().wait(0.2)
+    errors: list[str] = []
+    hook, threading.excepthook = threading.excepthook, lambda a: errors.append(repr(a.exc_value))
+    try:
+        stoppers = [threading.Thread(target=elt.stop) for _ in range(2)]
+        for t in stoppers:
+            t.start()
+            threading.Event().wait(0.1)
+        for t in stoppers:
+            t.join(10)
+    finally:
+        threading.excepthook = hook
+    caller.join(10)
+    assert errors == []
+    assert elt.loop.is_closed()
+    assert not caller.is_alive(), "the caller was abandoned by the closed loop"
+    assert len(out) == 1 and isinstance(out[0], StoreError), out
+
+
+def test_sync_container_closed_from_two_threads_at_once(tmp_path: Path) -> None:
+    """Both calls return once everything is closed; the accounts are closed once."""
+    c = SyncContainer.open(tmp_path / "two.db", timeout=None)
+    device_id = c.first_device()
+    closed: list[str] = []
+
+    class Account:
+        def close(self) -> None:
+            threading.Event().wait(0.2)
+            c.run(c.container.backend(device_id).put_session(A, b"flushed on close"))
+            closed.append(threading.current_thread().name)
+
+    c.track(Account())
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            c.close()
+        except BaseException as err:  # recorded for the assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=close) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == [] and len(closed) == 1 and c.closed
+    again = SyncContainer.open(tmp_path / "two.db")
+    try:
+        assert again.run(again.container.backend(device_id).get_session(A)) == b"flushed on close"
+    finally:
+        again.close()

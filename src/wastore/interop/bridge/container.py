@@ -23,6 +23,9 @@ from .loop import DEFAULT_TIMEOUT, LoopBridge, WrongThreadError
 
 T = TypeVar("T")
 
+_CLEANUP_ROUNDS = 8
+"""Rounds of cancelling what is left on a stopping loop before it is closed."""
+
 
 class EventLoopThread:
     """An asyncio event loop running on a background thread until :meth:`stop`.
@@ -35,6 +38,8 @@ class EventLoopThread:
     def __init__(self, name: str = "wastore-loop") -> None:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._stopping = False
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -55,10 +60,14 @@ class EventLoopThread:
             loop.run_forever()
         finally:
             try:
-                tasks = asyncio.all_tasks(loop)
-                for task in tasks:
-                    task.cancel()
-                if tasks:
+                # Cancel until nothing is left: a call that another thread makes while
+                # the cancelled tasks finish starts a task after the first snapshot.
+                for _ in range(_CLEANUP_ROUNDS):
+                    tasks = asyncio.all_tasks(loop)
+                    if not tasks:
+                        break
+                    for task in tasks:
+                        task.cancel()
                     loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.run_until_complete(loop.shutdown_default_executor())
@@ -72,10 +81,12 @@ class EventLoopThread:
         """
         if threading.current_thread() is self._thread:
             raise WrongThreadError("an EventLoopThread cannot be stopped from its own thread")
-        if self._thread.is_alive():
+        with self._stop_lock:  # one stop only: a second would cut the cleanup short
+            first, self._stopping = not self._stopping, True
+        if first and self._thread.is_alive():
             with contextlib.suppress(RuntimeError):  # closed between the check and the call
                 self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
+        self._thread.join()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -113,6 +124,8 @@ class SyncContainer:
         self._open: list[_Closeable] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._closer: threading.Thread | None = None  # the thread that runs close()
+        self._closed_all = threading.Event()  # close() has finished
 
     @classmethod
     def open(
@@ -248,10 +261,24 @@ class SyncContainer:
     def close(self) -> None:
         """Close every tracked account (flushing it), then the store, then the loop thread.
 
-        Safe to call twice. Raises the first error met, after closing everything.
+        Safe to call twice, and from several threads at once: the others wait until
+        the first has closed everything. Raises the first error met, after closing
+        everything.
         """
-        if self._closed:
+        with self._lock:
+            closer = self._closer
+            if closer is None:
+                self._closer = threading.current_thread()
+        if closer is not None:
+            if closer is not threading.current_thread():  # not from inside close() itself
+                self._closed_all.wait()
             return
+        try:
+            self._close_all()
+        finally:
+            self._closed_all.set()
+
+    def _close_all(self) -> None:
         first: BaseException | None = None
         with self._lock:
             accounts = list(self._open)

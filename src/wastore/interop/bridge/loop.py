@@ -22,6 +22,9 @@ log = logging.getLogger("wastore.interop")
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT: Final = 60.0
+_CLOSED_CHECK: Final = 0.5
+"""With no timeout, how often a blocked caller checks that the loop has not been closed
+(a loop closed with the call's callback still queued would never answer it)."""
 """Seconds a blocking store call may take before it is cancelled."""
 
 
@@ -287,7 +290,15 @@ class LoopBridge:
             coro.close()
             raise StoreError("the event loop that runs this wastore store is closed") from None
         timeout = self._timeout
-        if not hop.lock.acquire(timeout=-1 if timeout is None else timeout):
+        if timeout is None:
+            while not hop.lock.acquire(timeout=_CLOSED_CHECK):
+                if self._loop.is_closed() and not hop.lock.acquire(blocking=False):
+                    if hop.task is None:  # never started: its callback was dropped
+                        coro.close()
+                    raise StoreError(
+                        "the store call was abandoned: the event loop running it was closed"
+                    )
+        elif not hop.lock.acquire(timeout=timeout):
             with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing runs it
                 self._loop.call_soon_threadsafe(hop.cancel)
             raise BackendUnavailableError(
@@ -302,9 +313,23 @@ class LoopBridge:
         result: T = hop.result
         return result
 
+    def _result(self, fut: concurrent.futures.Future[T]) -> T:
+        """``fut``'s result within the timeout; with none, until the loop is closed
+        (then ``CancelledError``: a closed loop never completes it)."""
+        if self._timeout is not None:
+            return fut.result(self._timeout)
+        while True:
+            try:
+                return fut.result(_CLOSED_CHECK)
+            except TimeoutError:
+                if fut.done():  # the coroutine itself raised TimeoutError
+                    raise
+                if self._loop.is_closed() and not fut.done():
+                    raise concurrent.futures.CancelledError from None
+
     def _wait(self, fut: concurrent.futures.Future[T], scope: _Scope | None) -> T:
         try:
-            return fut.result(self._timeout)
+            return self._result(fut)
         except concurrent.futures.CancelledError:
             problem = StoreError(
                 "the store call was cancelled: the event loop running it was stopped"
