@@ -370,3 +370,16 @@ def test_sync_container_closed_from_two_threads_at_once(tmp_path: Path) -> None:
         assert again.run(again.container.backend(device_id).get_session(A)) == b"flushed on close"
     finally:
         again.close()
+
+
+def test_closing_inside_a_held_transaction_is_refused(container: SyncContainer) -> None:
+    """Closing waits for the block's transaction: refused at once, and the block goes on."""
+    device_id = container.first_device()
+    b = container.container.backend(device_id)
+    with container.bridge.held(b.transaction()):
+        container.run(b.put_session(A, b"kept"))
+        with pytest.raises(StoreError, match="inside a transaction block"):
+            container.close()
+        container.run(b.put_session(B, b"after the refusal"))
+    assert not container.closed
+    assert _sessions(container, device_id) == {A: b"kept", B: b"after the refusal"}

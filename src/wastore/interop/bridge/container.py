@@ -264,7 +264,16 @@ class SyncContainer:
         Safe to call twice, and from several threads at once: the others wait until
         the first has closed everything. Raises the first error met, after closing
         everything.
+
+        Raises:
+            StoreError: called inside a :meth:`LoopBridge.held` block of this thread
+                (closing waits for the block's transaction: it would wait for itself).
         """
+        if self._bridge._scope() is not None:
+            raise StoreError(
+                "a SyncContainer cannot be closed inside a transaction block (`with "
+                "bridge.held(...)`); close it after the block"
+            )
         with self._lock:
             closer = self._closer
             if closer is None:
