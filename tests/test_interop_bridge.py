@@ -383,3 +383,32 @@ def test_closing_inside_a_held_transaction_is_refused(container: SyncContainer) 
         container.run(b.put_session(B, b"after the refusal"))
     assert not container.closed
     assert _sessions(container, device_id) == {A: b"kept", B: b"after the refusal"}
+
+
+def test_closing_from_the_loop_thread_is_refused_even_while_another_thread_closes(
+    tmp_path: Path,
+) -> None:
+    """On the loop thread close() would block the loop that closing needs."""
+    c = SyncContainer.open(tmp_path / "loop.db", timeout=5)
+    c.first_device()
+
+    class Slow:
+        def close(self) -> None:
+            threading.Event().wait(0.3)
+
+    c.track(Slow())
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            c.close()
+        except BaseException as err:  # recorded for the assertion
+            errors.append(err)
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    threading.Event().wait(0.1)  # the closer is inside Slow.close()
+    c.loop.call_soon_threadsafe(close)
+    closer.join(15)
+    assert not closer.is_alive()
+    assert [type(e) for e in errors] == [WrongThreadError] and c.closed

@@ -266,9 +266,15 @@ class SyncContainer:
         everything.
 
         Raises:
+            WrongThreadError: called on the container's own loop thread.
             StoreError: called inside a :meth:`LoopBridge.held` block of this thread
                 (closing waits for the block's transaction: it would wait for itself).
         """
+        if self._bridge.on_loop_thread():
+            raise WrongThreadError(
+                "a SyncContainer cannot be closed from its own event loop (closing blocks "
+                "until that loop has closed the store); close it from another thread"
+            )
         if self._bridge._scope() is not None:
             raise StoreError(
                 "a SyncContainer cannot be closed inside a transaction block (`with "

@@ -22,10 +22,10 @@ log = logging.getLogger("wastore.interop")
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT: Final = 60.0
+"""Seconds a blocking store call may take before it is cancelled."""
 _CLOSED_CHECK: Final = 0.5
 """With no timeout, how often a blocked caller checks that the loop has not been closed
 (a loop closed with the call's callback still queued would never answer it)."""
-"""Seconds a blocking store call may take before it is cancelled."""
 
 
 class WrongThreadError(RuntimeError):
@@ -292,12 +292,15 @@ class LoopBridge:
         timeout = self._timeout
         if timeout is None:
             while not hop.lock.acquire(timeout=_CLOSED_CHECK):
-                if self._loop.is_closed() and not hop.lock.acquire(blocking=False):
-                    if hop.task is None:  # never started: its callback was dropped
-                        coro.close()
-                    raise StoreError(
-                        "the store call was abandoned: the event loop running it was closed"
-                    )
+                if not self._loop.is_closed():
+                    continue
+                if hop.lock.acquire(blocking=False):  # it finished as the loop closed
+                    break
+                if hop.task is None:  # never started: its callback was dropped
+                    coro.close()
+                raise StoreError(
+                    "the store call was abandoned: the event loop running it was closed"
+                )
         elif not hop.lock.acquire(timeout=timeout):
             with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing runs it
                 self._loop.call_soon_threadsafe(hop.cancel)
