@@ -21,6 +21,7 @@ import pytest
 
 import wastore
 from wastore.backends.sqlite import SqliteStore
+from wastore.backends.sqlite.checkpoints import AHEAD_OF_CHECKPOINT
 from wastore.backends.sqlite.connections import WAL_LIMIT
 
 pytestmark = pytest.mark.slow
@@ -125,3 +126,33 @@ async def test_the_wal_stays_bounded_with_a_reader_task_and_yields(tmp_path: Pat
         stop = True
         await task
     assert watch.peak < WAL_LIMIT, f"the -wal file reached {watch.peak / 2**20:.1f} MiB"
+
+
+async def test_a_slow_checkpoint_holds_the_writers_back(tmp_path: Path) -> None:
+    """A checkpoint slowed down (a busy disk, a starved worker thread) must not let the
+    writer run ahead of it: a writer that commits 25,000 rows a second made the WAL
+    230 MiB while checkpoints took half a second each. At most AHEAD_OF_CHECKPOINT
+    commits are made while one runs; then the next write waits and completes one."""
+    db = tmp_path / "wa.db"
+    store = await wastore.open_store(db)
+    engine = store.engine
+    passive = engine._passive
+    n = 0
+    during: list[int] = []  # commits made while each checkpoint ran
+
+    def slow() -> tuple[int, int]:
+        start = n
+        time.sleep(0.2)
+        during.append(n - start)
+        return passive()
+
+    engine._passive = slow  # type: ignore[method-assign]
+    async with store:
+        b = store.backend(await store.create_device())
+        with Watch(f"{db}-wal") as watch:
+            while n < 8000:  # never yields to the event loop but for the checkpoints
+                await b.put_session(f"{n}@s.whatsapp.net", RECORD)
+                n += 1
+    assert len(during) >= 4, during
+    assert max(during) <= AHEAD_OF_CHECKPOINT, during
+    assert watch.peak < WAL_LIMIT

@@ -9,8 +9,10 @@ WAL_CHECKPOINT_AT the next write transaction first runs one more PASSIVE
 checkpoint on the worker while it holds the writer (so nothing of this process
 can be appended meanwhile): that one completes (short of another process's
 reader still using old pages), and the commit after it starts the WAL over.
-The check reads a concurrent future, so a writer that never yields to the
-event loop is held back all the same.
+So does a write made when AHEAD_OF_CHECKPOINT commits were made while a
+background checkpoint still runs (a busy disk or CPU slows it down, never the
+appends). The checks read a concurrent future, so a writer that never yields to
+the event loop is held back all the same.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ CHECKPOINT_EVERY: Final = 500
 BATCH_COMMIT_WEIGHT: Final = 100
 """What the commit of a batch (written on the worker thread) counts for toward the next
 checkpoint: a batch of 2,000 sessions adds about 3 MiB to the WAL, a point write a page."""
+AHEAD_OF_CHECKPOINT: Final = 1000
+"""Commits this process may make while a background checkpoint still runs; the next
+write then waits for it and completes one. (Only one-row commits run meanwhile: a
+batch waits on the worker thread behind the checkpoint.) Without it, a checkpoint
+slowed by a busy disk or CPU let the WAL grow by ~100 MiB a second of it."""
 WAL_CHECKPOINT_AT: Final = 16 * 1024 * 1024
 """WAL content above which the next write transaction first completes a checkpoint
 (off the event loop, holding the writer) so that the WAL starts over."""
@@ -53,6 +60,8 @@ class WalCheckpoints(SqliteConnections):
         running = self._checkpoint
         if running is not None:
             if not running.done():
+                if self._commits >= AHEAD_OF_CHECKPOINT:
+                    self._wal_over = True
                 return
             frames = running.result()
             if frames * self._page_size >= WAL_CHECKPOINT_AT:
