@@ -269,11 +269,15 @@ def test_event_loop_thread_and_bridge_basics() -> None:
     assert "stopped" in repr(thread)
 
 
-async def _on_the_worker(seconds: float) -> str:
+async def _on_the_worker(seconds: float, started: threading.Event) -> str:
     """A call whose work runs on a thread, as the SQLite store's batches do: cancelled,
     it still waits for that thread before it ends."""
-    loop = asyncio.get_running_loop()
-    await shielded(loop.run_in_executor(None, threading.Event().wait, seconds))
+
+    def work() -> None:
+        started.set()
+        threading.Event().wait(seconds)
+
+    await shielded(asyncio.get_running_loop().run_in_executor(None, work))
     return "done"
 
 
@@ -297,12 +301,12 @@ def test_a_call_made_while_the_loop_stops_is_answered_not_abandoned() -> None:
     then closed with that task pending and its caller waited forever."""
     elt = EventLoopThread()
     b = LoopBridge(elt.loop, timeout=None)
-    asyncio.run_coroutine_threadsafe(_on_the_worker(1.0), elt.loop)
-    threading.Event().wait(0.1)  # it runs on the worker now
+    started = threading.Event()
+    asyncio.run_coroutine_threadsafe(_on_the_worker(2.0, started), elt.loop)
+    assert started.wait(10)
     stopper = threading.Thread(target=elt.stop)
     stopper.start()
     threading.Event().wait(0.3)  # the loop is inside its cleanup, waiting for the worker
-    assert elt.loop.is_running() and not elt.loop.is_closed()
     out: list[object] = []
     caller = _blocking_call(b, asyncio.sleep(2, "late"), out)
     stopper.join(10)
@@ -317,8 +321,9 @@ def test_two_stops_at_once_let_the_cleanup_finish() -> None:
     elt = EventLoopThread()
     b = LoopBridge(elt.loop, timeout=None)
     out: list[object] = []
-    caller = _blocking_call(b, _on_the_worker(1.0), out)
-    threading.Event().wait(0.2)
+    started = threading.Event()
+    caller = _blocking_call(b, _on_the_worker(2.0, started), out)
+    assert started.wait(10)
     errors: list[str] = []
     hook, threading.excepthook = threading.excepthook, lambda a: errors.append(repr(a.exc_value))
     try:
