@@ -417,3 +417,29 @@ def test_closing_from_the_loop_thread_is_refused_even_while_another_thread_close
     closer.join(15)
     assert not closer.is_alive()
     assert [type(e) for e in errors] == [WrongThreadError] and c.closed
+
+
+def test_with_no_timeout_a_held_call_keeps_its_answer_across_the_loop_checks(
+    tmp_path: Path,
+) -> None:
+    """With timeout=None a caller wakes every 0.5 s to check that the loop is open: a
+    call that outlasts several checks still returns its value, and a TimeoutError the
+    call itself raises is its answer, not taken for the bridge's own."""
+    c = SyncContainer.open(tmp_path / "slices.db", timeout=None)
+    try:
+        b = c.container.backend(c.first_device())
+
+        async def slow(value: str) -> str:
+            await asyncio.sleep(1.2)
+            return value
+
+        async def times_out() -> None:
+            raise TimeoutError("the call's own")
+
+        with c.bridge.held(b.transaction()):
+            assert c.run(slow("late")) == "late"
+            with pytest.raises(TimeoutError, match="the call's own"):
+                c.run(times_out())
+        assert c.run(slow("outside")) == "outside"
+    finally:
+        c.close()

@@ -325,8 +325,8 @@ class LoopBridge:
             try:
                 return fut.result(_CLOSED_CHECK)
             except TimeoutError:
-                if fut.done():  # the coroutine itself raised TimeoutError
-                    raise
+                if fut.done():  # done just now (or the coroutine itself raised TimeoutError)
+                    return fut.result()
                 if self._loop.is_closed() and not fut.done():
                     raise concurrent.futures.CancelledError from None
 
