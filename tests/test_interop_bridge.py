@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +342,18 @@ def test_two_stops_at_once_let_the_cleanup_finish() -> None:
     assert len(out) == 1 and isinstance(out[0], StoreError), out
 
 
+def _recording_errors(fn: Callable[[], object], errors: list[BaseException]) -> Callable[[], None]:
+    """``fn`` as a thread's target or a loop callback: its exception is recorded, not lost."""
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as err:  # recorded for the assertion
+            errors.append(err)
+
+    return run
+
+
 def test_sync_container_closed_from_two_threads_at_once(tmp_path: Path) -> None:
     """Both calls return once everything is closed; the accounts are closed once."""
     c = SyncContainer.open(tmp_path / "two.db", timeout=None)
@@ -356,12 +368,7 @@ def test_sync_container_closed_from_two_threads_at_once(tmp_path: Path) -> None:
 
     c.track(Account())
     errors: list[BaseException] = []
-
-    def close() -> None:
-        try:
-            c.close()
-        except BaseException as err:  # recorded for the assertion
-            errors.append(err)
+    close = _recording_errors(c.close, errors)
 
     threads = [threading.Thread(target=close) for _ in range(2)]
     for t in threads:
@@ -403,12 +410,7 @@ def test_closing_from_the_loop_thread_is_refused_even_while_another_thread_close
 
     c.track(Slow())
     errors: list[BaseException] = []
-
-    def close() -> None:
-        try:
-            c.close()
-        except BaseException as err:  # recorded for the assertion
-            errors.append(err)
+    close = _recording_errors(c.close, errors)
 
     closer = threading.Thread(target=close)
     closer.start()

@@ -101,22 +101,29 @@ def refuse_lease_inside(owner: object) -> None:
     taken and released in transactions of their own. A rollback of the caller's would
     undo the lease row (and its epoch) while the caller went on as the holder, or
     bring back a released lease that nobody knows it holds."""
-    if current(owner) is not None:
-        raise StoreError(
-            "a lease cannot be taken or released inside a transaction (its rollback "
-            "would undo that); do it before or after the transaction"
-        )
+    _refuse_inside(
+        owner,
+        "a lease cannot be taken or released inside a transaction (its rollback "
+        "would undo that); do it before or after the transaction",
+    )
 
 
 def refuse_close_inside(owner: object) -> None:
     """Refuse to close ``owner``'s store inside one of its transactions, or from a task
     started inside one: closing waits for the open transactions to end (and releases
     the leases in transactions of its own), so it would wait for itself."""
+    _refuse_inside(
+        owner,
+        "a store cannot be closed inside one of its transactions (closing waits for "
+        "them to end); close it after the transaction",
+    )
+
+
+def _refuse_inside(owner: object, message: str) -> None:
+    """StoreError(message) inside a transaction of ``owner``; from a task started inside
+    one, :func:`current` raises its own."""
     if current(owner) is not None:
-        raise StoreError(
-            "a store cannot be closed inside one of its transactions (closing waits for "
-            "them to end); close it after the transaction"
-        )
+        raise StoreError(message)
 
 
 def started_inside_open() -> TxnState[Any] | None:
